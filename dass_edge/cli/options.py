@@ -1,0 +1,30 @@
+"""Option types shared by the commands, and the one place that writes results (JSON or human) to stdout."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed repeats a run exactly.")]
+Preset = Annotated[str, typer.Option("--preset", help="Schedule: paper (published, GPU-days), quick (minutes on "
+                                     "a CPU, the demo's) or smoke (seconds, for tests).")]
+Sparsity = Annotated[float, typer.Option("--sparsity", help="Fraction of weights pruned in every sparse layer, in "
+                                         "(0, 1); 0.99 is the paper's headline.")]
+Data = Annotated[str, typer.Option("--data", help="Data set: mnist5k (bundled), fashion-mnist (Debian package), "
+                                   "cifar10 (needs --data-dir) or folder (one sub-folder per class).")]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the data set lives (cifar10, folder, or "
+                                              "another copy of fashion-mnist).")]
+
+
+def emit(result: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+    """Results go to stdout: JSON for machines, ``human(result)`` otherwise."""
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    else:
+        human(result)

@@ -1,0 +1,74 @@
+"""`dass-edge search` (DASS steps 1-2) and `dass-edge train` (step 3, or HYDRA pruning of a baseline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from dass_edge import checkpoint
+from dass_edge.cli.options import Data, DataDir, JsonFlag, OutDir, Preset, Seed, Sparsity, emit
+from dass_edge.search.presets import get_preset
+from dass_edge.workflows import DataChoice, run_search, run_train
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    console = Console()
+    accuracy = result["test_accuracy"]
+    console.print(f"[bold]{result['arch']}[/] ({result['variant']}) at sparsity {result['sparsity']:g}: "
+                  f"{result['nonzero_params']:,}/{result['params']:,} weights non-zero, "
+                  f"test accuracy {accuracy:.2%}" if accuracy is not None else "")
+    if "genotype" in result:
+        console.print(f"genotype: {result['genotype']}")
+    console.print(f"checkpoint: {result['checkpoint']}")
+
+
+def search(
+    data: Data = "mnist5k",
+    data_dir: DataDir = None,
+    preset: Preset = "paper",
+    sparsity: Sparsity = 0.99,
+    out: OutDir = Path("runs/search"),
+    seed: Seed = 0,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore a finished pretrain step in --out.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search a sparse architecture with DASS: pretrain the supernet, then learn the pruning masks and alphas.
+
+    Writes OUT/search.pt (pruned supernet + genotype); a finished pretrain step (OUT/search-pretrain.pt) with
+    the same settings is reused unless --fresh. Fine-tune the result with `dass-edge train --arch dass:OUT/search.pt`.
+    """
+    path = run_search(DataChoice(data, str(data_dir) if data_dir else None), get_preset(preset), sparsity, out,
+                      seed, resume=not fresh)
+    emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
+
+
+def train(
+    arch: Annotated[str, typer.Option("--arch", help="dass:GENOTYPE_JSON or dass:SEARCH_CHECKPOINT, darts-v2 "
+                                      "(sparse DARTS), mobilenet-v2 or resnet-18.")],
+    variant: Annotated[str | None, typer.Option("--variant", help="Table 2 size of a cell network: tiny, small, "
+                                                "medium or large (default: the preset's small size, or the "
+                                                "supernet's own for a search checkpoint).")] = None,
+    sparsity: Sparsity = 0.99,
+    data: Data = "mnist5k",
+    data_dir: DataDir = None,
+    preset: Preset = "paper",
+    out: OutDir = Path("runs/train"),
+    seed: Seed = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fine-tune a sparse network (DASS step 3), or train and prune a baseline with HYDRA.
+
+    A search checkpoint without --variant fine-tunes the genotype with the supernet's inherited weights and
+    masks. Anything else is built at its size and trained dense, pruned by learned scores, then fine-tuned.
+    """
+    path = run_train(arch, DataChoice(data, str(data_dir) if data_dir else None), get_preset(preset), sparsity,
+                     out, variant, seed)
+    emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(search)
+    app.command()(train)

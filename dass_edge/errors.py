@@ -1,0 +1,52 @@
+"""The error types of dass-edge. The CLI maps each to a one-line message and an exit code (cli/app.py)."""
+
+from __future__ import annotations
+
+
+class DassEdgeError(Exception):
+    """Base class: anything the toolkit raises on purpose. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class InputError(DassEdgeError):
+    """Bad user input: a missing or corrupt file, an unknown name, a value out of range."""
+
+    exit_code = 2
+
+
+class MissingDependencyError(DassEdgeError):
+    """An optional runtime or tool is not installed; the message names what to install."""
+
+    exit_code = 3
+
+    def __init__(self, module: str, extra: str):
+        super().__init__(
+            f"{module} is not installed; install it with: pip install 'dass-edge[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra
+
+
+class ParityError(DassEdgeError):
+    """An exported model disagrees with PyTorch by more than the target's tolerance."""
+
+    exit_code = 4
+
+
+class RemoteError(DassEdgeError):
+    """An attached board could not be reached, refused us, or failed mid-run."""
+
+    exit_code = 5
+
+
+class RegressionError(DassEdgeError):
+    """A latency measurement is slower than its baseline by more than the tolerance."""
+
+    exit_code = 10
+
+
+class DownloadError(DassEdgeError):
+    """Something that can be downloaded could not be (offline, say); the message says what to fetch by hand."""
+
+    exit_code = 6

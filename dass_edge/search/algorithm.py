@@ -1,0 +1,208 @@
+"""The three steps of DASS (Algorithm 1): pretrain, prune, fine-tune. Pure training code: no file I/O.
+
+Each step alternates first-order gradient steps. When the model has architecture weights (the supernet),
+pretrain and prune also take an alpha step on the validation split after every weight/score step; on a
+fixed architecture the same functions are plain HYDRA training (dense -> score pruning -> fine-tuning).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from dass_edge.search import sparse
+from dass_edge.search.genotype import Genotype
+from dass_edge.search.network import Network
+from dass_edge.search.ops import PRIMITIVES
+from dass_edge.search.supernet import SearchNetwork
+
+log = logging.getLogger(__name__)
+
+Split = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """Hyper-parameters of one step (Section 6.1 defaults). ``max_batches`` caps an epoch for small presets."""
+
+    epochs: int
+    lr: float
+    batch_size: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    arch_lr: float = 3e-4
+    arch_weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+    max_batches: int | None = None
+
+    def batches_per_epoch(self, n: int) -> int:
+        full = math.ceil(n / self.batch_size)
+        return min(full, self.max_batches) if self.max_batches else full
+
+
+@dataclass
+class StepResult:
+    step: str
+    epochs: int
+    seconds: float
+    batches: int
+    loss: float
+    train_accuracy: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def seconds_per_batch(self) -> float:
+        return self.seconds / max(1, self.batches)
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[Split]:
+    """Shuffled mini-batches, repeated forever (the caller decides how many make an epoch)."""
+    while True:
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            yield x[idx], y[idx]
+
+
+def _arch_params(model: nn.Module) -> list[nn.Parameter]:
+    return model.arch_parameters() if isinstance(model, SearchNetwork) else []
+
+
+def _sgd(params: list[nn.Parameter], cfg: StepConfig, lr: float) -> tuple[torch.optim.Optimizer, object]:
+    opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
+
+
+def _run(step: str, model: nn.Module, params: list[nn.Parameter], train: Split, val: Split | None,
+         cfg: StepConfig, seed: int) -> StepResult:
+    """The loop every step shares: a step on ``params`` with L_train, then (supernet) one on alpha with L_val."""
+    gen = torch.Generator().manual_seed(seed)
+    opt, sched = _sgd(params, cfg, cfg.lr)
+    alphas = _arch_params(model) if val is not None else []
+    arch_opt = (torch.optim.Adam(alphas, lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
+                if alphas else None)
+    train_iter = batches(*train, cfg.batch_size, gen)
+    val_iter = batches(*val, cfg.batch_size, gen) if arch_opt else itertools.repeat(None)
+    n_batches = cfg.batches_per_epoch(len(train[0]))
+    result = StepResult(step, cfg.epochs, 0.0, 0, float("nan"), float("nan"))
+    start = time.perf_counter()
+    model.train()
+    bar = tqdm(range(cfg.epochs), desc=step, unit="epoch", leave=False)
+    for epoch in bar:
+        loss_sum = correct = seen = 0.0
+        for _ in range(n_batches):
+            x, y = next(train_iter)
+            for p in alphas:
+                p.requires_grad_(False)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            for p in alphas:
+                p.requires_grad_(True)
+            batch_val = next(val_iter)
+            if arch_opt is not None:
+                _arch_step(model, arch_opt, params, batch_val)
+            loss_sum += loss.item() * len(y)
+            correct += float((logits.argmax(1) == y).sum())
+            seen += len(y)
+            result.batches += 1
+        sched.step()
+        result.loss, result.train_accuracy = loss_sum / seen, correct / seen
+        result.history.append({"epoch": epoch + 1, "loss": result.loss, "train_accuracy": result.train_accuracy})
+        bar.set_postfix(loss=f"{result.loss:.3f}", acc=f"{result.train_accuracy:.3f}")
+        log.info("%s epoch %d/%d: loss %.4f, train accuracy %.4f", step, epoch + 1, cfg.epochs,
+                 result.loss, result.train_accuracy)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _arch_step(model: nn.Module, arch_opt: torch.optim.Optimizer, frozen: list[nn.Parameter], batch: Split) -> None:
+    """First-order alpha step on L_val; the weights/scores just trained stay fixed."""
+    for p in frozen:
+        p.requires_grad_(False)
+    x, y = batch
+    arch_opt.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+    arch_opt.step()
+    for p in frozen:
+        p.requires_grad_(True)
+
+
+def _weights(model: nn.Module) -> list[nn.Parameter]:
+    arch = {id(p) for p in _arch_params(model)}
+    return [p for name, p in model.named_parameters() if id(p) not in arch and not name.endswith("scores")]
+
+
+def pretrain(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, seed: int = 0) -> StepResult:
+    """Step 1 (Eq. 6): dense weights on L_train, alternating with alpha on L_val when searching."""
+    sparse.set_mode(model, "dense")
+    return _run("pretrain", model, _weights(model), train, val, cfg, seed)
+
+
+def prune(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, sparsity: float,
+          seed: int = 0) -> StepResult:
+    """Step 2 (Eq. 7): learn pruning scores (weights frozen) through the top-k mask, alternating with alpha
+    on L_val of the masked network; ends with every mask fixed at the top-k of its scores."""
+    sparse.init_scores(model)
+    sparse.set_mode(model, "prune", sparsity)
+    scores = [layer.scores for layer in sparse.sparse_layers(model)]
+    frozen = _weights(model)
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        result = _run("prune", model, scores, train, val, cfg, seed)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    sparse.freeze_masks(model, sparsity)
+    return result
+
+
+def finetune(model: nn.Module, train: Split, cfg: StepConfig, seed: int = 0) -> StepResult:
+    """Step 3 (Eq. 8): SGD on the non-zero weights with every mask fixed."""
+    sparse.set_mode(model, "masked")
+    return _run("finetune", model, _weights(model), train, None, cfg, seed)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Top-1 accuracy in [0, 1]."""
+    model.eval()
+    correct = sum(int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+                  for i in range(0, len(x), batch_size))
+    return correct / max(1, len(x))
+
+
+def inherit(supernet: SearchNetwork, genotype: Genotype) -> Network:
+    """The discrete network of ``genotype`` at the supernet's size, with the chosen ops' pruned weights and
+    masks copied from the supernet: step 3 starts from theta*_pre masked by m-hat, not from scratch."""
+    cfg = supernet.config
+    net = Network(genotype, cfg["c"], cfg["layers"], cfg["num_classes"], cfg["in_channels"], cfg["stem_multiplier"])
+    net.stem.load_state_dict(supernet.stem.state_dict())
+    net.classifier.load_state_dict(supernet.classifier.state_dict())
+    for cell, search_cell in zip(net.cells, supernet.cells):
+        cell.preprocess.load_state_dict(search_cell.preprocess.state_dict(), strict=False)
+        edges = genotype.reduce if cell.reduction else genotype.normal
+        for k, (name, node) in enumerate(edges):
+            step = k // 2
+            edge_index = sum(i + 2 for i in range(step)) + node
+            source = search_cell.edges[edge_index].ops[PRIMITIVES.index(name)]
+            if "pool" in name:
+                continue  # no parameters (the supernet's extra BN on pools is dropped, as in DARTS)
+            cell.ops[k].load_state_dict(source.state_dict(), strict=False)
+    for layer in sparse.sparse_layers(net):
+        layer.sparsity = next(sparse.sparse_layers(supernet)).sparsity
+    sparse.set_mode(net, "masked")
+    return net

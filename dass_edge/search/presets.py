@@ -1,0 +1,70 @@
+"""Named schedules. ``paper`` is Section 6.1; the others shrink data, networks and epochs to fit 2 CPU cores."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from dass_edge.errors import InputError
+from dass_edge.search.algorithm import StepConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    pretrain: StepConfig
+    prune: StepConfig
+    finetune: StepConfig
+    search_channels: int = 16
+    search_cells: int = 8
+    train_channels: int = 16  # size of a DASS/DARTS network trained without --variant
+    train_cells: int = 8
+    baseline_width: float = 1.0
+    train_samples: int | None = None  # None: the whole training set
+    test_samples: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_epochs(self, pretrain: int | None = None, prune: int | None = None,
+                    finetune: int | None = None) -> Preset:
+        """Override epochs per step (None keeps the preset's)."""
+        return replace(
+            self,
+            pretrain=replace(self.pretrain, epochs=pretrain) if pretrain is not None else self.pretrain,
+            prune=replace(self.prune, epochs=prune) if prune is not None else self.prune,
+            finetune=replace(self.finetune, epochs=finetune) if finetune is not None else self.finetune,
+        )
+
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            "paper", "the published schedule: 50/20/200 epochs, LRs 0.025/0.1/0.01, batch 64 (GPU-days)",
+            StepConfig(50, 0.025), StepConfig(20, 0.1), StepConfig(200, 0.01),
+        ),
+        Preset(
+            "quick", "minutes on 2 CPU cores: 2,000 images, small networks, a few epochs (the demo's)",
+            StepConfig(3, 0.05, batch_size=64, max_batches=16), StepConfig(2, 0.1, batch_size=64, max_batches=16),
+            StepConfig(3, 0.02, batch_size=64, max_batches=16),
+            search_channels=8, search_cells=5, train_channels=12, train_cells=5, baseline_width=0.25,
+            train_samples=2000, test_samples=500,
+        ),
+        Preset(
+            "smoke", "seconds, for tests and scripts: a few batches of tiny networks",
+            StepConfig(1, 0.05, batch_size=32, max_batches=3), StepConfig(1, 0.1, batch_size=32, max_batches=3),
+            StepConfig(1, 0.02, batch_size=32, max_batches=3),
+            search_channels=4, search_cells=3, train_channels=4, train_cells=3, baseline_width=0.125,
+            train_samples=256, test_samples=128,
+        ),
+    )
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise InputError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None

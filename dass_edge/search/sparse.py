@@ -1,0 +1,186 @@
+"""Masked ("sparse") convolution and linear layers, the building block of the DASS search space.
+
+A sparse layer holds dense weights, real-valued pruning scores and a binary mask. Its mode decides which
+of them shape the forward pass:
+
+- ``dense``: plain weights (DASS step 1, pretraining);
+- ``prune``: weights frozen in spirit, the mask is recomputed from the top-k of |scores| on every call and
+  gradients reach the scores through a straight-through estimator (step 2, HYDRA-style score learning);
+- ``masked``: the stored mask is fixed and multiplies the weights (step 3, fine-tuning and inference).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Mode = Literal["dense", "prune", "masked"]
+MODES: tuple[Mode, ...] = ("dense", "prune", "masked")
+
+
+def kept_count(numel: int, sparsity: float) -> int:
+    """Weights a layer keeps: (1 - sparsity) of them, at least one so no layer is cut off entirely."""
+    return max(1, round((1.0 - sparsity) * numel))
+
+
+def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Binary mask with ones at the k largest entries of |scores| (ties broken by index)."""
+    flat = scores.detach().abs().flatten()
+    mask = torch.zeros_like(flat)
+    mask[torch.topk(flat, k, sorted=False).indices] = 1.0
+    return mask.view_as(scores)
+
+
+class _StraightThroughTopK(torch.autograd.Function):
+    """Forward: the top-k mask. Backward: the incoming gradient unchanged (straight-through)."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, k: int) -> torch.Tensor:  # type: ignore[override]
+        return topk_mask(scores, k)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        return grad, None
+
+
+class SparseMixin:
+    """Shared state of SparseConv2d and SparseLinear; the subclass provides ``weight`` and ``_apply_weight``."""
+
+    weight: nn.Parameter
+    scores: nn.Parameter
+    mask: torch.Tensor
+
+    def _init_sparse(self) -> None:
+        self.scores = nn.Parameter(torch.zeros_like(self.weight), requires_grad=False)
+        self.register_buffer("mask", torch.ones_like(self.weight))  # type: ignore[attr-defined]
+        self.mode: Mode = "dense"
+        self.sparsity = 0.0
+
+    @property
+    def fan_in(self) -> int:
+        return self.weight[0].numel()
+
+    def init_scores(self) -> None:
+        """Eq. 3 with HYDRA's scale: s = sqrt(6 / fan_in) * w / max|w|, so the first mask is magnitude pruning."""
+        w = self.weight.detach()
+        peak = w.abs().max().clamp_min(1e-12)
+        self.scores.data.copy_(math.sqrt(6.0 / self.fan_in) * w / peak)
+
+    def effective_weight(self) -> torch.Tensor:
+        if self.mode == "dense":
+            return self.weight
+        if self.mode == "prune":
+            mask = _StraightThroughTopK.apply(self.scores, kept_count(self.weight.numel(), self.sparsity))
+            self.mask.copy_(mask.detach())
+            return self.weight * mask
+        return self.weight * self.mask
+
+
+class SparseConv2d(SparseMixin, nn.Conv2d):
+    """nn.Conv2d whose weight is multiplied by a binary mask (Fig. 4 of the paper)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_sparse()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.effective_weight(), self.bias)
+
+
+class SparseLinear(SparseMixin, nn.Linear):
+    """nn.Linear whose weight is multiplied by a binary mask."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_sparse()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.effective_weight(), self.bias)
+
+
+def sparse_layers(model: nn.Module) -> Iterator[SparseMixin]:
+    for module in model.modules():
+        if isinstance(module, SparseMixin):
+            yield module
+
+
+def set_mode(model: nn.Module, mode: Mode, sparsity: float | None = None) -> None:
+    """Switch every sparse layer of ``model``; entering ``prune`` needs the target sparsity.
+
+    Only the tensors the mode trains have requires_grad: weights in dense/masked, scores in prune.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown sparse mode {mode!r}; expected one of {MODES}")
+    for layer in sparse_layers(model):
+        if sparsity is not None:
+            layer.sparsity = sparsity
+        layer.mode = mode
+        layer.weight.requires_grad_(mode != "prune")
+        layer.scores.requires_grad_(mode == "prune")
+
+
+def init_scores(model: nn.Module) -> None:
+    for layer in sparse_layers(model):
+        layer.init_scores()
+
+
+def freeze_masks(model: nn.Module, sparsity: float) -> None:
+    """Fix every mask at the top-k of its scores and zero the pruned weights (start of fine-tuning)."""
+    for layer in sparse_layers(model):
+        layer.sparsity = sparsity
+        layer.mask.copy_(topk_mask(layer.scores, kept_count(layer.weight.numel(), sparsity)))
+        layer.weight.data.mul_(layer.mask)
+    set_mode(model, "masked")
+
+
+def magnitude_masks(model: nn.Module, sparsity: float) -> None:
+    """Masks from |weight| alone (scores initialised from the weights, then frozen)."""
+    init_scores(model)
+    freeze_masks(model, sparsity)
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    """(weights of the prunable layers, how many of them are non-zero after masking)."""
+    total = nonzero = 0
+    for layer in sparse_layers(model):
+        w = layer.effective_weight().detach()
+        total += w.numel()
+        nonzero += int(torch.count_nonzero(w))
+    return total, nonzero
+
+
+def bake(model: nn.Module) -> nn.Module:
+    """Replace every sparse layer by the plain torch layer with the masked weight baked in.
+
+    The result has no masks or scores, so exporters see ordinary Conv2d/Linear ops with zeros stored
+    densely; the sparse layers of ``model`` itself are left untouched (the model is deep-copied).
+    """
+    import copy
+
+    baked = copy.deepcopy(model)
+    for parent in baked.modules():
+        for name, child in list(parent.named_children()):
+            if isinstance(child, SparseMixin):
+                setattr(parent, name, _plain_copy(child))
+    return baked
+
+
+def _plain_copy(layer: SparseMixin) -> nn.Module:
+    weight = layer.effective_weight().detach().clone()
+    if isinstance(layer, SparseConv2d):
+        plain: nn.Module = nn.Conv2d(
+            layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+            layer.dilation, layer.groups, bias=layer.bias is not None, padding_mode=layer.padding_mode,
+        )
+    else:
+        assert isinstance(layer, SparseLinear)
+        plain = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+    plain.weight.data.copy_(weight)
+    if layer.bias is not None:
+        plain.bias.data.copy_(layer.bias.detach())
+    return plain.to(weight.device)

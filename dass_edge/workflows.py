@@ -1,0 +1,161 @@
+"""Search and train as resumable jobs: the steps of search/algorithm.py with a checkpoint after each.
+
+This is the file-I/O edge above the pure training code; the CLI calls these functions and so can Python.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dass_edge import checkpoint as ckpt_io
+from dass_edge.checkpoint import Checkpoint
+from dass_edge.data.datasets import Dataset, load_dataset, search_split
+from dass_edge.errors import InputError
+from dass_edge.search import algorithm, sparse
+from dass_edge.search.genotype import Genotype
+from dass_edge.search.models import CELL_ARCHS, ModelSpec, build_model
+from dass_edge.search.presets import Preset
+from dass_edge.search.supernet import SearchNetwork
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    name: str
+    data_dir: str | None = None
+    image_size: int = 32
+
+    def load(self, preset: Preset) -> Dataset:
+        return load_dataset(self.name, self.data_dir, self.image_size).subset(preset.train_samples,
+                                                                              preset.test_samples)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def check_sparsity(sparsity: float) -> float:
+    if not 0.0 < sparsity < 1.0:
+        raise InputError(f"sparsity must be in (0, 1), got {sparsity}")
+    return sparsity
+
+
+def _data_facts(data: Dataset, choice: DataChoice) -> dict[str, Any]:
+    return {"name": data.name, "data_dir": choice.data_dir, "mean": list(data.mean), "std": list(data.std),
+            "train_samples": len(data.x_train), "test_samples": len(data.x_test)}
+
+
+def _settings(preset: Preset, seed: int, **extra: Any) -> dict[str, Any]:
+    return {"preset": preset.to_dict(), "seed": seed, **extra}
+
+
+def run_search(choice: DataChoice, preset: Preset, sparsity: float, out: Path, seed: int = 0,
+               resume: bool = True) -> Path:
+    """DASS steps 1-2 on the supernet -> ``out/search.pt`` (genotype + pruned supernet).
+
+    After each step a checkpoint is written (``search-pretrain.pt``, then ``search.pt``); with ``resume``
+    a finished pretrain checkpoint for the same settings is picked up instead of being recomputed.
+    """
+    check_sparsity(sparsity)
+    seed_everything(seed)
+    data = choice.load(preset)
+    c, h, _ = data.input_shape
+    spec = ModelSpec("supernet", len(data.classes), c, h, "search", preset.search_cells, preset.search_channels)
+    settings = _settings(preset, seed, sparsity=sparsity)
+    train, val = search_split(data.x_train, data.y_train)
+    pre_path = out / "search-pretrain.pt"
+    common = dict(classes=data.classes, data=_data_facts(data, choice), settings=settings)
+
+    if resume and pre_path.is_file() and ckpt_io.load(pre_path).settings == settings:
+        log.info("resuming from %s", pre_path)
+        pre = ckpt_io.load(pre_path)
+        net = pre.build()
+        results = pre.results
+    else:
+        net = build_model(spec)
+        assert isinstance(net, SearchNetwork)
+        results = [asdict(algorithm.pretrain(net, train, val, preset.pretrain, seed))]
+        ckpt_io.save(ckpt_io.from_model(net, _with_genotype(spec, net), 0.0, "pretrain", results=results,
+                                        **common), pre_path)
+    assert isinstance(net, SearchNetwork)
+    results = results + [asdict(algorithm.prune(net, train, val, preset.prune, sparsity, seed))]
+    accuracy = algorithm.evaluate(net, data.x_test, data.y_test)
+    path = ckpt_io.save(ckpt_io.from_model(net, _with_genotype(spec, net), sparsity, "prune", results=results,
+                                           test_accuracy=accuracy, **common), out / "search.pt")
+    log.info("search done: genotype %s, supernet test accuracy %.4f", net.genotype().to_json(), accuracy)
+    return path
+
+
+def _with_genotype(spec: ModelSpec, net: SearchNetwork) -> ModelSpec:
+    return ModelSpec(**{**spec.__dict__, "genotype": net.genotype()})
+
+
+def resolve_arch(arch: str) -> tuple[str, Genotype | None, Checkpoint | None]:
+    """``dass:PATH`` (genotype JSON or search checkpoint), or a baseline name -> (arch, genotype, search ckpt)."""
+    if not arch.startswith("dass:"):
+        if arch not in ("darts-v2", "mobilenet-v2", "resnet-18"):
+            raise InputError(f"unknown architecture {arch!r}; use dass:GENOTYPE_JSON, darts-v2, mobilenet-v2 "
+                             "or resnet-18")
+        return arch, None, None
+    source = Path(arch[len("dass:"):])
+    if not source.is_file():
+        raise InputError(f"genotype file {source} does not exist")
+    if source.suffix == ".json":
+        return "dass", Genotype.from_json(source.read_text()), None
+    search = ckpt_io.load(source)
+    if search.spec.arch != "supernet" or search.spec.genotype is None:
+        raise InputError(f"{source} is not a search checkpoint")
+    return "dass", search.spec.genotype, search
+
+
+def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, out: Path,
+              variant: str | None = None, seed: int = 0) -> Path:
+    """Step 3 for a DASS genotype or HYDRA pruning of a baseline -> ``out/<name>.pt``.
+
+    Given a search checkpoint and no variant, the genotype's ops inherit the supernet's pruned weights and
+    masks and are fine-tuned (Algorithm 1 exactly). Otherwise the network is built at the requested size and
+    trained dense, pruned by scores and fine-tuned (the paper's retraining of transferred cells).
+    """
+    check_sparsity(sparsity)
+    seed_everything(seed)
+    name, genotype, search = resolve_arch(arch)
+    data = choice.load(preset)
+    c, h, _ = data.input_shape
+    spec = ModelSpec(name, len(data.classes), c, h, "custom", preset.train_cells, preset.train_channels,
+                     preset.baseline_width if name not in CELL_ARCHS else 1.0, genotype)
+    if variant is not None:
+        spec = spec.with_variant(variant)
+    results: list[dict[str, Any]] = []
+    if search is not None and variant is None:
+        if search.sparsity != sparsity:
+            raise InputError(f"the search checkpoint was pruned at {search.sparsity}, not {sparsity}; "
+                             "pass --variant to retrain at another sparsity")
+        supernet = search.build()
+        assert isinstance(supernet, SearchNetwork) and genotype is not None
+        model = algorithm.inherit(supernet, genotype)
+        spec = ModelSpec(**{**spec.__dict__, "variant": "search", "cells": supernet.config["layers"],
+                            "channels": supernet.config["c"]})
+    else:
+        model = build_model(spec)
+        results.append(asdict(algorithm.pretrain(model, (data.x_train, data.y_train), None, preset.pretrain, seed)))
+        results.append(asdict(algorithm.prune(model, (data.x_train, data.y_train), None, preset.prune, sparsity,
+                                              seed)))
+    results.append(asdict(algorithm.finetune(model, (data.x_train, data.y_train), preset.finetune, seed)))
+    accuracy = algorithm.evaluate(model, data.x_test, data.y_test)
+    file_name = f"{name}-{spec.variant}-{round(sparsity * 1000) / 10:g}.pt"
+    checkpoint = ckpt_io.from_model(model, spec, sparsity, "finetune", classes=data.classes,
+                                    data=_data_facts(data, choice),
+                                    settings=_settings(preset, seed, sparsity=sparsity, arch=arch),
+                                    results=results, test_accuracy=accuracy)
+    log.info("%s: test accuracy %.4f, %d/%d non-zero", file_name, accuracy, *reversed(sparse.count_params(model)))
+    return ckpt_io.save(checkpoint, out / file_name)
