@@ -1,0 +1,258 @@
+"""Board agent: load one model, time batch-1 inference, print one JSON line. Runs ON the board.
+
+Why a single file with no dass_edge imports: the host copies exactly this file to a board over SFTP and
+runs it with whatever Python the board has (3.6 on JetPack 4.6 up to current), next to numpy and ONE
+runtime among onnxruntime, tflite_runtime / ai_edge_litert, openvino and torch. So: stdlib + numpy only,
+no f-strings with '=', no walrus, no dataclasses, no postponed annotations. The host's own harness
+(dass_edge.bench.measure) imports ``time_rounds`` from here so that host and board time the same way.
+
+Usage: python agent.py MODEL [--runtime auto|onnxruntime|tflite|openvino|torch] [--threads N]
+       [--device CPU] [--warmup N] [--runs N] [--min-seconds S] [--rounds N]
+Output: one JSON object on stdout: raw per-run latencies in ns (per round), first-inference time, the
+runtime and the environment; or {"error": "..."} with exit status 1.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+AGENT_VERSION = 1
+EXTENSIONS = {".onnx": "onnxruntime", ".tflite": "tflite", ".xml": "openvino", ".pt": "torch", ".pth": "torch"}
+
+if hasattr(time, "perf_counter_ns"):
+    _now_ns = time.perf_counter_ns
+else:  # Python 3.6: same clock, float seconds (sub-microsecond resolution is plenty for ms latencies)
+    def _now_ns():
+        return int(time.perf_counter() * 1e9)
+
+
+class AgentError(Exception):
+    """A failure the agent reports as {"error": ...} rather than a traceback."""
+
+
+def time_rounds(run, x, warmup, min_runs, min_seconds, rounds=1):
+    """Time ``run(x)`` with the clock around the call only.
+
+    The first call is timed on its own (it includes lazy allocation and kernel selection), then
+    ``warmup`` untimed calls, then ``rounds`` rounds, each of at least ``min_runs`` calls AND
+    ``min_seconds`` of timed calls. Returns {"first_ns": int, "rounds_ns": [[int, ...], ...]}.
+    """
+    start = _now_ns()
+    run(x)
+    first_ns = _now_ns() - start
+    for _ in range(max(0, warmup)):
+        run(x)
+    min_ns = int(min_seconds * 1e9)
+    rounds_ns = []
+    for _ in range(max(1, rounds)):
+        samples = []
+        total = 0
+        while len(samples) < max(1, min_runs) or total < min_ns:
+            t0 = _now_ns()
+            run(x)
+            elapsed = _now_ns() - t0
+            samples.append(elapsed)
+            total += elapsed
+        rounds_ns.append(samples)
+    return {"first_ns": first_ns, "rounds_ns": rounds_ns}
+
+
+def cpu_model():
+    """The CPU's marketing name from /proc/cpuinfo (Linux boards), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Hardware", "Processor", "cpu model"):
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment():
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+            "os": platform.platform(), "python": platform.python_version(), "hostname": platform.node()}
+
+
+def _shape(dims):
+    """Batch 1 and any other unknown dimension as 1 (models here have static image sizes)."""
+    return [d if isinstance(d, int) and d > 0 else 1 for d in dims]
+
+
+def fixed_input(shape, dtype):
+    """The same input every time (seeded): timings must not depend on data, runs must be repeatable."""
+    import numpy as np
+    rng = np.random.RandomState(0)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return rng.randint(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _onnxruntime(path, threads, device):
+    import numpy as np
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    providers = [device] if device and device != "CPU" else ["CPUExecutionProvider"]
+    session = ort.InferenceSession(path, options, providers=providers)
+    info = session.get_inputs()[0]
+    dtype = np.float16 if "float16" in info.type else np.float32
+    name = info.name
+
+    def run(x):
+        return session.run(None, {name: x})[0]
+    return run, _shape(info.shape), dtype, ort.__version__, session.get_providers()[0]
+
+
+def _tflite(path, threads, device):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        import ai_edge_litert as module
+    except ImportError:
+        from tflite_runtime.interpreter import Interpreter
+        import tflite_runtime as module
+    interpreter = Interpreter(model_path=path, num_threads=threads or None)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+
+    def run(x):
+        interpreter.set_tensor(inp["index"], x)
+        interpreter.invoke()
+        return interpreter.get_tensor(out["index"])
+    version = "%s %s" % (module.__name__, getattr(module, "__version__", "?"))
+    return run, _shape(list(inp["shape"])), inp["dtype"], version, "CPU"
+
+
+def _openvino(path, threads, device):
+    import numpy as np
+    device = device or "CPU"
+    try:
+        from openvino import Core, get_version
+    except ImportError:
+        try:
+            from openvino.runtime import Core, get_version
+        except ImportError:
+            return _openvino_legacy(path, threads, device)
+    core = Core()
+    config = {"PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = core.compile_model(path, device, config)
+    request = compiled.create_infer_request()
+    port = compiled.input(0)
+
+    def run(x):
+        request.infer({0: x})
+        return request.get_output_tensor(0).data
+    shape = _shape([d.get_length() if d.is_static else -1 for d in port.get_partial_shape()])
+    return run, shape, np.float32, get_version(), device
+
+
+def _openvino_legacy(path, threads, device):
+    """OpenVINO <= 2021.4 (the last with the NCS2/MYRIAD plugin): the Inference Engine API."""
+    import numpy as np
+    from openvino.inference_engine import IECore, get_version
+    core = IECore()
+    network = core.read_network(model=path)
+    config = {"CPU_THREADS_NUM": str(threads)} if threads and device == "CPU" else {}
+    executable = core.load_network(network, device, config=config)
+    name = next(iter(network.input_info))
+    shape = list(network.input_info[name].input_data.shape)
+
+    def run(x):
+        return next(iter(executable.infer({name: x}).values()))
+    return run, _shape(shape), np.float32, get_version(), device
+
+
+def _torch(path, threads, device):
+    import numpy as np
+    import torch
+    if threads:
+        torch.set_num_threads(threads)
+    device = device or "cpu"
+    model = torch.jit.load(path, map_location=device).eval()
+
+    def run(x):
+        with torch.inference_mode():
+            y = model(torch.from_numpy(x).to(device))
+            if y.is_cuda:
+                torch.cuda.synchronize()
+            return y
+    return run, None, np.float32, torch.__version__, device  # TorchScript keeps no input shape
+
+
+LOADERS = {"onnxruntime": _onnxruntime, "tflite": _tflite, "openvino": _openvino, "torch": _torch}
+
+
+def runtime_for(path):
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in EXTENSIONS:
+        raise AgentError("cannot tell the runtime of %s; pass --runtime" % os.path.basename(path))
+    return EXTENSIONS[ext]
+
+
+def measure(path, runtime="auto", threads=0, device="", warmup=10, runs=100, min_seconds=1.0, rounds=1,
+            input_shape=None):
+    """Load ``path`` with its runtime and time it; the dict the agent prints."""
+    if not os.path.isfile(path):
+        raise AgentError("model file %s does not exist" % path)
+    runtime = runtime_for(path) if runtime == "auto" else runtime
+    if runtime not in LOADERS:
+        raise AgentError("unknown runtime %s; known: %s" % (runtime, ", ".join(sorted(LOADERS))))
+    try:
+        run, model_shape, dtype, version, used_device = LOADERS[runtime](path, threads, device)
+    except ImportError as exc:
+        raise AgentError("runtime %s is not installed on this board (%s)" % (runtime, exc))
+    shape = input_shape or model_shape
+    if not shape:
+        raise AgentError("the %s model does not record its input shape; pass --input-shape" % runtime)
+    x = fixed_input(list(shape), dtype)
+    timing = time_rounds(run, x, warmup, runs, min_seconds, rounds)
+    result = {"agent_version": AGENT_VERSION, "model": os.path.basename(path), "runtime": runtime,
+              "runtime_version": str(version), "runtime_device": used_device, "threads": threads or None,
+              "input_shape": list(x.shape), "warmup": warmup, "env": environment()}
+    result.update(timing)
+    return result
+
+
+def _parse_shape(text):
+    return [int(d) for d in text.split(",")] if text else None
+
+
+def _parser():
+    parser = argparse.ArgumentParser(description="Time batch-1 inference of one model; print one JSON line.")
+    parser.add_argument("model")
+    parser.add_argument("--runtime", default="auto", choices=["auto"] + sorted(LOADERS))
+    parser.add_argument("--threads", type=int, default=0, help="0: the runtime's default")
+    parser.add_argument("--device", default="", help="runtime device, e.g. CPU, GPU, MYRIAD, cuda")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=100, help="minimum timed runs per round")
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="minimum timed seconds per round")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--input-shape", default="", help="e.g. 1,3,32,32 (needed for TorchScript)")
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        result = measure(args.model, args.runtime, args.threads, args.device, args.warmup, args.runs,
+                         args.min_seconds, args.rounds, _parse_shape(args.input_shape))
+    except Exception as exc:  # any failure becomes one parseable line, never a bare traceback
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.stdout.write(json.dumps({"agent_version": AGENT_VERSION, "error": message}) + "\n")
+        return 1
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

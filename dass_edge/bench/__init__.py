@@ -1,0 +1,1 @@
+"""Latency measurement: statistics, the timing harness, attached boards over SSH and the CI regression gate."""
