@@ -1,0 +1,211 @@
+"""ONNX -> nn-Meter IR -> kernels -> per-kernel predictors, with the coverage nn-Meter does not report.
+
+nn-Meter sums the predictions of the kernels it has a predictor for and silently counts the rest as 0 ms.
+Here every prediction carries its coverage (kernels found and predicted, by type, and the share of MACs
+predicted), and ``strict`` refuses an incomplete one. Predictors are read from a directory in nn-Meter's
+layout (``<kernel>.pkl`` + ``fusion_rules.json``, optionally our ``metadata.json``) and wrapped in
+nn-Meter's own ``nnMeterPredictor`` class, so nothing under ``~/.nn_meter`` is read or written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from dass_edge.errors import InputError, MissingDependencyError
+from dass_edge.predict import features
+
+log = logging.getLogger(__name__)
+
+
+def import_nn_meter() -> Any:
+    """Import nn_meter quietly: it needs pkg_resources (setuptools<82) and logs to stdout by default."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import nn_meter
+    except ImportError as exc:
+        raise MissingDependencyError(f"nn-meter (import failed: {exc})", "predict") from None
+    nn_log = logging.getLogger("nn-Meter")
+    nn_log.handlers.clear()  # its handler prints to stdout, which would break --json output
+    nn_log.propagate = True
+    nn_log.setLevel(logging.WARNING)
+    return nn_meter
+
+
+@dataclass
+class PredictorDir:
+    """A set of kernel predictors in nn-Meter's layout."""
+
+    path: Path
+    models: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name") or self.path.name)
+
+    @property
+    def fusion_rules(self) -> Path:
+        return self.path / "fusion_rules.json"
+
+    @property
+    def base_ms(self) -> float:
+        """Per-inference overhead of the runtime (our predictors only), added once per model."""
+        return float(self.metadata.get("base_ms", 0.0))
+
+    @cached_property
+    def nn_meter(self) -> Any:
+        """nn-Meter's own predictor class over these models."""
+        import_nn_meter()
+        from nn_meter.predictor.nn_meter_predictor import nnMeterPredictor
+
+        return nnMeterPredictor(self.models, str(self.fusion_rules))
+
+
+def load_predictors(path: str | os.PathLike) -> PredictorDir:
+    """Read ``<kernel>.pkl`` files (old scikit-learn pickles upgraded) and check the fusion rules exist."""
+    from dass_edge.predict import legacy_pickle
+
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"predictor directory {path} does not exist")
+    if not (path / "fusion_rules.json").is_file():
+        raise InputError(f"{path} is not an nn-Meter predictor directory: fusion_rules.json is missing")
+    models = {p.stem: legacy_pickle.load(p) for p in sorted(path.glob("*.pkl"))}
+    if not models:
+        raise InputError(f"{path} holds no kernel predictors (<kernel>.pkl)")
+    meta_file = path / "metadata.json"
+    metadata = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    log.info("loaded %d kernel predictors from %s", len(models), path)
+    return PredictorDir(path, models, metadata)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One detected kernel: nn-Meter's op name, its predictor name, nn-Meter's row, our extras, MACs."""
+
+    name: str
+    op: str
+    kernel_type: str | None  # None: no nn-Meter feature extractor for this op
+    row: tuple[float, ...]
+    extra: tuple[float, ...]
+    macs: float
+
+
+def _graph(onnx_path: Path) -> dict[str, Any]:
+    import_nn_meter()
+    import onnx
+    from nn_meter.ir_converter.utils import onnx_model_to_graph
+
+    try:
+        model = onnx.load(str(onnx_path))
+    except Exception as exc:  # onnx raises DecodeError and others for a damaged file
+        raise InputError(f"{onnx_path} is not a readable ONNX file ({type(exc).__name__})") from None
+    return onnx_model_to_graph(model)
+
+
+def detect_kernels(onnx_path: str | os.PathLike, fusion_rules: str | os.PathLike) -> list[Kernel]:
+    """nn-Meter's kernel detection under ``fusion_rules``, each kernel enriched with dilation/groups/MACs."""
+    import_nn_meter()
+    from nn_meter.kernel_detector import KernelDetector
+    from nn_meter.predictor.prediction.extract_feature import get_predict_features
+    from nn_meter.predictor.prediction.utils import get_kernel_name
+
+    detector = KernelDetector(str(fusion_rules))
+    detector.load_graph(_graph(Path(onnx_path)))
+    found = detector.get_kernels()
+    first_node = {id(k): layer for layer, k in detector._layer_kernel_dict.items()}  # nn-Meter 2.0 internals
+    kernels = []
+    for kernel in found:
+        op = kernel["op"]
+        if op in features.NEGLIGIBLE_OPS:
+            continue
+        rows = get_predict_features([kernel])
+        row = tuple(rows[0][op]) if rows else ()
+        kernel_type = get_kernel_name(op) if rows else None
+        if kernel_type is not None and kernel_type not in features.BASE_LENGTH:
+            kernel_type = None  # nn-Meter features exist (se, hswish...) but our tables do not know it
+        extra: tuple[float, ...] = ()
+        if kernel_type is not None:
+            node = detector.model_graph.get_node_attr(first_node[id(kernel)])
+            extra = tuple(features.extras(kernel_type, node.get("attr", {}), node.get("input_shape", [])))
+        full = row + extra
+        macs = features.macs(kernel_type, full) if kernel_type else 0.0
+        kernels.append(Kernel(kernel["name"], op, kernel_type, row, extra, macs))
+    return kernels
+
+
+@dataclass(frozen=True)
+class Prediction:
+    latency_ms: float
+    predictor: str
+    kernels_found: int
+    kernels_predicted: int
+    coverage_macs: float
+    by_type: dict[str, dict[str, float]]  # type -> found, predicted, ms, macs, macs_predicted
+
+    @property
+    def complete(self) -> bool:
+        return self.kernels_predicted == self.kernels_found
+
+    @property
+    def missing_types(self) -> list[str]:
+        return sorted(t for t, v in self.by_type.items() if v["predicted"] < v["found"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"latency_ms": self.latency_ms, "predictor": self.predictor, "kernels_found": self.kernels_found,
+                "kernels_predicted": self.kernels_predicted, "coverage_macs": self.coverage_macs,
+                "missing_types": self.missing_types, "by_type": self.by_type}
+
+
+def _is_ours(model: Any) -> bool:
+    return isinstance(model, features.KernelRegressor)
+
+
+def predict_kernels(kernels: list[Kernel], predictors: PredictorDir, strict: bool = False) -> Prediction:
+    """Sum per-kernel predictions; our regressors get the extras, nn-Meter's released ones their own rows."""
+    by_type: dict[str, dict[str, float]] = {}
+    groups: dict[str, list[tuple[float, ...]]] = {}
+    for k in kernels:
+        key = k.kernel_type or k.op
+        entry = by_type.setdefault(key, {"found": 0, "predicted": 0, "ms": 0.0, "macs": 0.0, "macs_predicted": 0.0})
+        entry["found"] += 1
+        entry["macs"] += k.macs
+        model = predictors.models.get(k.kernel_type) if k.kernel_type else None
+        if model is not None:
+            entry["predicted"] += 1
+            entry["macs_predicted"] += k.macs
+            groups.setdefault(key, []).append(k.row + k.extra if _is_ours(model) else k.row)
+    for key, rows in groups.items():
+        by_type[key]["ms"] = float(sum(predictors.models[key].predict(rows)))
+    found = sum(int(v["found"]) for v in by_type.values())
+    predicted = sum(int(v["predicted"]) for v in by_type.values())
+    total_macs = sum(v["macs"] for v in by_type.values())
+    covered = sum(v["macs_predicted"] for v in by_type.values())
+    prediction = Prediction(
+        latency_ms=predictors.base_ms + sum(v["ms"] for v in by_type.values()),
+        predictor=predictors.name, kernels_found=found, kernels_predicted=predicted,
+        coverage_macs=covered / total_macs if total_macs else 1.0, by_type=by_type,
+    )
+    if strict and not prediction.complete:
+        missing = ", ".join(f"{t} ({int(by_type[t]['found'] - by_type[t]['predicted'])})"
+                            for t in prediction.missing_types)
+        raise InputError(f"predictor {predictors.name} has no model for kernels: {missing}; "
+                         f"{predicted}/{found} kernels predicted (drop --strict to accept a partial sum)")
+    return prediction
+
+
+def predict_onnx(onnx_path: str | os.PathLike, predictors: PredictorDir, strict: bool = False) -> Prediction:
+    """Detect the kernels of an ONNX file under the predictors' fusion rules, then predict them."""
+    kernels = detect_kernels(onnx_path, predictors.fusion_rules)
+    counts = Counter(k.kernel_type or k.op for k in kernels)
+    log.info("kernels in %s: %s", onnx_path, dict(counts))
+    return predict_kernels(kernels, predictors, strict)
