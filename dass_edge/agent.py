@@ -80,7 +80,13 @@ def environment():
 
 def _shape(dims):
     """Batch 1 and any other unknown dimension as 1 (models here have static image sizes)."""
-    return [d if isinstance(d, int) and d > 0 else 1 for d in dims]
+    out = []
+    for d in dims:  # ints, numpy ints, None or symbolic names such as 'batch'
+        try:
+            out.append(int(d) if int(d) > 0 else 1)
+        except (TypeError, ValueError):
+            out.append(1)
+    return out
 
 
 def fixed_input(shape, dtype):

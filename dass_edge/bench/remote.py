@@ -1,0 +1,190 @@
+"""Measure on an attached board over SSH: copy the model and the agent, run it, parse its JSON, clean up.
+
+Why paramiko and not the ssh binary: errors arrive as typed exceptions (refused key, unknown host key,
+refused port) that map to one-line RemoteErrors, and every wait has a timeout, so a board that dies
+mid-run cannot hang a CI job. Host keys are checked against known_hosts and unknown ones are rejected:
+a benchmark is no reason to trust a new machine. Keys are passed as paths; nothing secret is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dass_edge import agent
+from dass_edge.bench.inventory import Board
+from dass_edge.errors import InputError, MissingDependencyError, RemoteError
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.05
+
+
+def model_files(model: Path) -> list[Path]:
+    """The model and the files it needs beside it: OpenVINO's .bin, ONNX external weights (.onnx.data)."""
+    sidecars = [model.with_suffix(".bin"), Path(f"{model}.data")]
+    return [model] + [p for p in sidecars if p.is_file() and p != model]
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def connect(board: Board):  # -> paramiko.SSHClient
+    """An SSH client logged in to ``board``; any failure is one RemoteError naming what to fix."""
+    try:
+        import paramiko
+    except ImportError:
+        raise MissingDependencyError("paramiko", "ssh") from None
+
+    class _Reject(paramiko.MissingHostKeyPolicy):
+        """Like paramiko.RejectPolicy, but tells us *why* the connection was refused."""
+
+        def missing_host_key(self, client, hostname, key):  # type: ignore[no-untyped-def]
+            raise _UnknownHostKey(hostname)
+
+    if board.key is not None and not board.key.is_file():
+        raise InputError(f"SSH key {board.key} does not exist")
+    client = paramiko.SSHClient()
+    known = board.known_hosts or Path.home() / ".ssh" / "known_hosts"
+    if known.is_file():
+        client.load_host_keys(str(known))
+    client.set_missing_host_key_policy(_Reject())
+    timeout = board.connect_timeout_s
+    try:
+        client.connect(board.host, port=board.port, username=board.user,
+                       key_filename=str(board.key) if board.key else None,
+                       look_for_keys=board.key is None, allow_agent=board.key is None,
+                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout)
+    except _UnknownHostKey:
+        client.close()
+        raise RemoteError(f"host key of {board.destination} is not in {known}; check it and add it "
+                          f"(ssh-keyscan -p {board.port} {board.host} >> {known})") from None
+    except paramiko.BadHostKeyException:
+        client.close()
+        raise RemoteError(f"host key of {board.destination} does not match {known}: a different machine "
+                          "or a reinstalled board; verify before updating known_hosts") from None
+    except paramiko.PasswordRequiredException:
+        client.close()
+        raise RemoteError(f"SSH key {board.key} is encrypted; load it into ssh-agent and omit --key") from None
+    except paramiko.AuthenticationException:
+        client.close()
+        raise RemoteError(f"{board.destination} refused the SSH key "
+                          f"{board.key or '(agent/default keys)'} for user {board.user or '(default)'}") from None
+    except (socket.timeout, TimeoutError):
+        client.close()
+        raise RemoteError(f"cannot reach {board.destination}: no answer within {timeout:g} s") from None
+    except OSError as exc:  # includes paramiko's NoValidConnectionsError (connection refused)
+        client.close()
+        reason = exc.strerror or _one_line(str(exc)) or type(exc).__name__
+        raise RemoteError(f"cannot reach {board.destination}: {reason}") from None
+    except paramiko.SSHException as exc:
+        client.close()
+        raise RemoteError(f"SSH to {board.destination} failed: {_one_line(str(exc))}") from None
+    return client
+
+
+class _UnknownHostKey(Exception):
+    pass
+
+
+def _run(client, command: str, timeout_s: float, board: Board) -> tuple[int, str, str]:  # noqa: ANN001
+    """Run ``command``; read stdout and stderr together (a full stderr pipe must not stall the agent)."""
+    transport = client.get_transport()
+    try:
+        channel = transport.open_session(timeout=board.connect_timeout_s)
+        channel.exec_command(command)
+    except Exception as exc:  # paramiko raises SSHException, EOFError or socket errors here
+        raise RemoteError(f"cannot start the agent on {board.destination}: {_one_line(str(exc)) or exc!r}") from None
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if channel.recv_ready():
+                out += channel.recv(65536)
+            elif channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+            elif channel.exit_status_ready():
+                break
+            elif time.monotonic() > deadline:
+                raise RemoteError(f"the agent on {board.destination} gave no result within {timeout_s:g} s")
+            elif not transport.is_active():
+                raise RemoteError(f"lost the connection to {board.destination} during the measurement")
+            else:
+                time.sleep(_POLL_S)
+        status = channel.recv_exit_status()
+    finally:
+        channel.close()
+    return status, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def parse_agent_output(stdout: str, stderr: str, status: int, destination: str) -> dict[str, Any]:
+    """The agent's one JSON line (the last line starting with '{'), or one RemoteError saying why not."""
+    line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("{")), None)
+    if line is None:
+        how = "was killed or crashed" if status < 0 or status > 128 else f"exited with status {status}"
+        detail = _one_line(stderr)
+        raise RemoteError(f"the agent on {destination} {how} before printing a result"
+                          + (f": {detail}" if detail else ""))
+    try:
+        result = json.loads(line)
+    except json.JSONDecodeError:
+        raise RemoteError(f"the agent on {destination} printed a damaged result (exit status {status})") from None
+    if "error" in result:
+        raise RemoteError(f"the agent on {destination} failed: {result['error']}")
+    return result
+
+
+def _cleanup(client, sftp, folder: str, names: Sequence[str]) -> None:  # noqa: ANN001
+    """Remove what we copied; a dead connection only logs (the board's /tmp is cleaned on reboot)."""
+    try:
+        for name in names:
+            try:
+                sftp.remove(f"{folder}/{name}")
+            except OSError:
+                pass
+        sftp.rmdir(folder)
+    except Exception as exc:  # best effort by design
+        log.warning("could not remove %s on the board: %s", folder, _one_line(str(exc)) or type(exc).__name__)
+
+
+def measure_remote(board: Board, model: Path, agent_args: Sequence[str]) -> dict[str, Any]:
+    """Copy ``model`` (+ sidecars) and the agent to a fresh folder on ``board``, run it, return its dict."""
+    files = model_files(model)
+    client = connect(board)
+    try:
+        try:
+            sftp = client.open_sftp()
+            sftp.get_channel().settimeout(board.connect_timeout_s)
+            folder = f"{board.workdir.rstrip('/')}/dass-edge-{uuid.uuid4().hex[:12]}"
+            sftp.mkdir(folder, 0o700)
+        except Exception as exc:
+            raise RemoteError(f"cannot create a work folder on {board.destination} under {board.workdir}: "
+                              f"{_one_line(str(exc)) or type(exc).__name__}") from None
+        names = [p.name for p in files] + ["agent.py"]
+        try:
+            log.info("copying %s to %s:%s", ", ".join(p.name for p in files), board.destination, folder)
+            for path in files:
+                sftp.put(str(path), f"{folder}/{path.name}")
+            sftp.put(agent.__file__, f"{folder}/agent.py")
+            command = "cd {} && exec {} agent.py {} {}".format(
+                shlex.quote(folder), shlex.quote(board.python), shlex.quote(model.name),
+                " ".join(shlex.quote(a) for a in agent_args))
+            log.info("running the agent on %s with %s", board.destination, board.python)
+            status, stdout, stderr = _run(client, command, board.run_timeout_s, board)
+        except (OSError, EOFError) as exc:
+            raise RemoteError(f"copying to {board.destination} failed: {_one_line(str(exc)) or type(exc).__name__}"
+                              ) from None
+        finally:
+            _cleanup(client, sftp, folder, names)
+        return parse_agent_output(stdout, stderr, status, board.destination)
+    finally:
+        client.close()
