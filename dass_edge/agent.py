@@ -20,7 +20,7 @@ import sys
 import time
 
 AGENT_VERSION = 1
-EXTENSIONS = {".onnx": "onnxruntime", ".tflite": "tflite", ".xml": "openvino", ".pt": "torch", ".pth": "torch"}
+EXTENSIONS = {".onnx": "onnxruntime", ".tflite": "litert", ".xml": "openvino", ".pt": "torch", ".pth": "torch"}
 
 if hasattr(time, "perf_counter_ns"):
     _now_ns = time.perf_counter_ns
@@ -117,13 +117,22 @@ def _onnxruntime(path, threads, device):
     return run, _shape(info.shape), dtype, ort.__version__, session.get_providers()[0]
 
 
-def _tflite(path, threads, device):
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-        import ai_edge_litert as module
-    except ImportError:
-        from tflite_runtime.interpreter import Interpreter
-        import tflite_runtime as module
+def _import_tflite(prefer_litert):
+    """ai_edge_litert and tflite_runtime share the Interpreter API; use whichever the board has."""
+    order = ["ai_edge_litert", "tflite_runtime"]
+    if not prefer_litert:
+        order.reverse()
+    for package in order:
+        try:
+            module = __import__(package + ".interpreter", fromlist=["Interpreter"])
+            return module.Interpreter, __import__(package), package
+        except ImportError:
+            continue
+    raise ImportError("neither ai_edge_litert nor tflite_runtime can be imported")
+
+
+def _tflite(path, threads, device, prefer_litert=True):
+    Interpreter, module, package = _import_tflite(prefer_litert)
     interpreter = Interpreter(model_path=path, num_threads=threads or None)
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
@@ -133,8 +142,8 @@ def _tflite(path, threads, device):
         interpreter.set_tensor(inp["index"], x)
         interpreter.invoke()
         return interpreter.get_tensor(out["index"])
-    version = "%s %s" % (module.__name__, getattr(module, "__version__", "?"))
-    return run, _shape(list(inp["shape"])), inp["dtype"], version, "CPU"
+    name = "litert" if package == "ai_edge_litert" else "tflite-runtime"
+    return run, _shape(list(inp["shape"])), inp["dtype"], getattr(module, "__version__", "?"), "CPU", name
 
 
 def _openvino(path, threads, device):
@@ -195,7 +204,9 @@ def _torch(path, threads, device):
     return run, None, np.float32, torch.__version__, device  # TorchScript keeps no input shape
 
 
-LOADERS = {"onnxruntime": _onnxruntime, "tflite": _tflite, "openvino": _openvino, "torch": _torch}
+LOADERS = {"onnxruntime": _onnxruntime, "litert": _tflite, "openvino": _openvino, "torch": _torch,
+           "tflite-runtime": lambda path, threads, device: _tflite(path, threads, device, prefer_litert=False)}
+ALIASES = {"tflite": "litert", "ort": "onnxruntime"}
 
 
 def runtime_for(path):
@@ -210,11 +221,13 @@ def measure(path, runtime="auto", threads=0, device="", warmup=10, runs=100, min
     """Load ``path`` with its runtime and time it; the dict the agent prints."""
     if not os.path.isfile(path):
         raise AgentError("model file %s does not exist" % path)
-    runtime = runtime_for(path) if runtime == "auto" else runtime
+    runtime = runtime_for(path) if runtime == "auto" else ALIASES.get(runtime, runtime)
     if runtime not in LOADERS:
         raise AgentError("unknown runtime %s; known: %s" % (runtime, ", ".join(sorted(LOADERS))))
     try:
-        run, model_shape, dtype, version, used_device = LOADERS[runtime](path, threads, device)
+        loaded = LOADERS[runtime](path, threads, device)
+        run, model_shape, dtype, version, used_device = loaded[:5]
+        runtime = loaded[5] if len(loaded) > 5 else runtime  # which TFLite interpreter was found
     except ImportError as exc:
         raise AgentError("runtime %s is not installed on this board (%s)" % (runtime, exc))
     shape = input_shape or model_shape
@@ -236,7 +249,7 @@ def _parse_shape(text):
 def _parser():
     parser = argparse.ArgumentParser(description="Time batch-1 inference of one model; print one JSON line.")
     parser.add_argument("model")
-    parser.add_argument("--runtime", default="auto", choices=["auto"] + sorted(LOADERS))
+    parser.add_argument("--runtime", default="auto", choices=["auto"] + sorted(LOADERS) + sorted(ALIASES))
     parser.add_argument("--threads", type=int, default=0, help="0: the runtime's default")
     parser.add_argument("--device", default="", help="runtime device, e.g. CPU, GPU, MYRIAD, cuda")
     parser.add_argument("--warmup", type=int, default=10)

@@ -113,7 +113,7 @@ QUICK = ["--warmup", "2", "--runs", "5", "--min-seconds", "0.05", "--rounds", "2
 
 
 @pytest.mark.parametrize("env, model_fixture, runtime, python_version",
-                         [("tx2", "onnx_model", "onnxruntime", "3.6"), ("a7", "tflite_model", "tflite", "3.9")])
+                         [("tx2", "onnx_model", "onnxruntime", "3.6"), ("a7", "tflite_model", "tflite-runtime", "3.9")])
 def test_agent_measures_on_board_and_cleans_up(sshd, tmp_path, request, env, model_fixture, runtime, python_version):
     board = _board(sshd, tmp_path, side_python(env))
     result = measure_remote(board, request.getfixturevalue(model_fixture), QUICK)

@@ -39,9 +39,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 
 def _register_all() -> None:
-    from dass_edge.cli import train
+    from dass_edge.cli import bench, train
 
-    for module in (train,):
+    for module in (train, bench):
         module.register(app)
 
 

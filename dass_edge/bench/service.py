@@ -1,0 +1,152 @@
+"""One bench call end to end: resolve the model (exporting a checkpoint first), measure where the target
+says (here, on a board over SSH, or predicted), then gate against a baseline. Returns the contract's dict.
+
+Kept out of the CLI so scripts (benchmarks/, CI helpers) get the same behaviour as ``dass-edge bench``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dass_edge.bench import gate
+from dass_edge.bench.measure import Settings, measure_file, result_from_timing
+from dass_edge.errors import DassEdgeError, InputError
+
+log = logging.getLogger(__name__)
+
+MODEL_EXTENSIONS = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".pt": "torch", ".pth": "torch"}
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    model: Path
+    device: str
+    settings: Settings = field(default_factory=Settings)
+    runtime: str | None = None
+    export_dir: Path = Path("exported")
+    board: dict[str, Any] = field(default_factory=dict)  # --board/--inventory/--host... (None = not given)
+    baseline: Path | None = None
+    baseline_key: str | None = None
+    tolerance: float = gate.DEFAULT_TOLERANCE
+    update_baseline: bool = False
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    path: Path  # the file to run
+    key: str  # its name in baseline files
+    test_accuracy: float | None
+    checkpoint: Path | None
+
+
+def _load_checkpoint(path: Path):  # -> Checkpoint | None
+    """A dass-edge checkpoint, or None when ``path`` is some other .pt file (e.g. TorchScript)."""
+    from dass_edge import checkpoint
+    try:
+        return checkpoint.load(path)
+    except InputError:
+        return None
+
+
+def _manifest_accuracy(model: Path) -> float | None:
+    """test_accuracy from the export manifest beside an exported file, when there is one."""
+    manifest = model.parent / "manifest.json"
+    try:
+        return json.loads(manifest.read_text()).get("test_accuracy")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def resolve_model(request: BenchRequest, target) -> ResolvedModel:  # noqa: ANN001
+    """A model file as given, or a checkpoint exported first in the target's default format."""
+    path = request.model
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    if path.suffix.lower() not in MODEL_EXTENSIONS:
+        raise InputError(f"cannot bench {path.name}: expected a checkpoint (.pt) or a model file "
+                         f"({', '.join(MODEL_EXTENSIONS)})")
+    ckpt = _load_checkpoint(path) if path.suffix.lower() in (".pt", ".pth") else None
+    if ckpt is None:
+        return ResolvedModel(path, path.stem, _manifest_accuracy(path), None)
+    from dass_edge.export.pipeline import export_checkpoint
+    log.info("exporting %s for %s (%s)", path.name, target.name, target.format)
+    manifest = export_checkpoint(path, target, request.export_dir)
+    exported = Path(manifest.model_path) if hasattr(manifest, "model_path") else Path(manifest.files[0])
+    return ResolvedModel(exported, path.stem, ckpt.test_accuracy, path)
+
+
+def runtime_for(request: BenchRequest, target, model: Path) -> str | None:  # noqa: ANN001
+    """--runtime, else the target's runtime when the file is in the target's format, else by extension."""
+    if request.runtime:
+        return request.runtime
+    if MODEL_EXTENSIONS[model.suffix.lower()] == target.format:
+        return target.runtime
+    return None
+
+
+def _measure(request: BenchRequest, target, model: ResolvedModel) -> dict[str, Any]:  # noqa: ANN001
+    runtime = runtime_for(request, target, model.path)
+    if target.latency_source == "ssh":
+        from dass_edge.bench.inventory import resolve_board
+        from dass_edge.bench.remote import measure_remote
+        options = dict(request.board)
+        board = resolve_board(options.pop("board", None) or target.name, options.pop("inventory", None), **options)
+        args = request.settings.agent_args() + ["--device", target.runtime_device]
+        raw = measure_remote(board, model.path, args + (["--runtime", runtime] if runtime else []))
+        raw["host"] = board.destination
+    else:
+        raw = measure_file(model.path, request.settings, runtime, target.runtime_device)
+    result = result_from_timing(raw, device=target.name, latency_source=target.latency_source,
+                                settings=request.settings, model=str(model.path))
+    if "host" in raw:
+        result["host"] = raw["host"]
+    return result
+
+
+def _predict(request: BenchRequest, target) -> dict[str, Any]:  # noqa: ANN001
+    """Devices without a board: nn-Meter's estimate (written by the predict module)."""
+    try:
+        from dass_edge.predict.service import predict_for_bench
+    except ImportError:
+        raise DassEdgeError(f"prediction is not available: {target.name} has latency_source 'predicted' but "
+                            "dass_edge.predict.service is missing") from None
+    result = dict(predict_for_bench(request.model, target))
+    result.setdefault("device", target.name)
+    result.setdefault("model", str(request.model))
+    result["latency_source"] = "predicted"
+    if "round_medians_ms" not in result and "median_ms" in result:
+        result["round_medians_ms"] = [result["median_ms"]]  # one deterministic estimate: no noise to allow for
+    return result
+
+
+def run_bench(request: BenchRequest) -> dict[str, Any]:
+    """Measure (or predict) and gate; the result dict. A regression is reported in it, not raised."""
+    from dass_edge.targets import get_target
+    target = get_target(request.device)
+    if target.latency_source == "predicted":
+        result = _predict(request, target)
+        key = request.baseline_key or request.model.stem
+    else:
+        model = resolve_model(request, target)
+        result = _measure(request, target, model)
+        result["test_accuracy"] = model.test_accuracy
+        if model.checkpoint is not None:
+            result["checkpoint"] = str(model.checkpoint)
+        key = request.baseline_key or model.key
+    result["model_key"] = key
+    if request.update_baseline:
+        path = request.baseline or default_baseline(target.name)
+        gate.write_baseline(path, key, result)
+        result["baseline_written"] = str(path)
+    elif request.baseline is not None:
+        verdict = gate.compare(result, gate.read_baseline(request.baseline, key), request.tolerance)
+        result.update(verdict.to_dict())
+    return result
+
+
+def default_baseline(device: str) -> Path:
+    return Path("benchmarks") / "baselines" / f"{device}.json"
