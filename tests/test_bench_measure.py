@@ -1,0 +1,118 @@
+"""The timing harness: its stopping rule, the result it builds, and the agent as a copied single file
+under the boards' Pythons (3.6 with onnxruntime 1.10, 3.9 with tflite-runtime), here without SSH."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import side_python
+from dass_edge import agent
+from dass_edge.bench.measure import Settings, result_from_timing
+from dass_edge.errors import InputError
+
+AGENT = Path(agent.__file__)
+
+
+class Counter:
+    """A stand-in 'runtime' that records how often it is called and with what."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.inputs: list[np.ndarray] = []
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        self.inputs.append(x)
+        return x.sum()
+
+
+def test_stops_at_min_runs_when_time_is_reached():
+    run = Counter()
+    x = agent.fixed_input([1, 1, 4, 4], np.float32)
+    timing = agent.time_rounds(run, x, warmup=3, min_runs=7, min_seconds=0, rounds=2)
+    assert [len(r) for r in timing["rounds_ns"]] == [7, 7]
+    assert run.calls == 1 + 3 + 14  # first inference, warm-up, timed
+    assert all(inp is x for inp in run.inputs)  # a fixed input, never regenerated
+
+
+def test_keeps_running_until_min_seconds():
+    run = Counter()
+    timing = agent.time_rounds(run, np.zeros(3, np.float32), warmup=0, min_runs=1, min_seconds=0.05)
+    samples = timing["rounds_ns"][0]
+    assert sum(samples) >= 50_000_000 and len(samples) > 1
+    assert timing["first_ns"] > 0
+
+
+def test_fixed_input_is_repeatable():
+    a = agent.fixed_input([1, 3, 8, 8], np.float32)
+    assert a.dtype == np.float32 and a.shape == (1, 3, 8, 8)
+    assert np.array_equal(a, agent.fixed_input([1, 3, 8, 8], np.float32))
+    assert agent.fixed_input([2, 2], np.int8).dtype == np.int8
+
+
+def test_result_pools_rounds_and_keeps_round_medians():
+    raw = {"runtime": "onnxruntime", "runtime_version": "1.0", "first_ns": 5_000_000,
+           "rounds_ns": [[1_000_000, 2_000_000, 3_000_000], [2_000_000, 4_000_000, 6_000_000]],
+           "env": {"cpu": "Test CPU"}}
+    result = result_from_timing(raw, device="intel-cpu", latency_source="local", settings=Settings(rounds=2),
+                                model="m.onnx")
+    assert result["count"] == 6 and result["median_ms"] == 2.5 and result["max_ms"] == 6.0
+    assert result["round_medians_ms"] == [2.0, 4.0]
+    assert result["first_ms"] == 5.0 and result["cpu"] == "Test CPU"
+    for key in ("device", "runtime", "runtime_version", "latency_source", "count", "median_ms", "mean_ms",
+                "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms", "first_ms", "model"):
+        assert key in result
+
+
+def test_settings_are_checked():
+    with pytest.raises(InputError):
+        Settings(runs=0)
+    with pytest.raises(InputError):
+        Settings(threads=0)
+    assert Settings(threads=2).agent_args()[-2:] == ["--threads", "2"]
+
+
+@pytest.fixture(scope="module")
+def onnx13(tmp_path_factory) -> Path:
+    import torch
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten()).eval()
+    path = tmp_path_factory.mktemp("m") / "m.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, 16, 16),), str(path), dynamo=False, opset_version=13)
+    return path
+
+
+def _run_agent(python: Path, tmp_path: Path, *args: str) -> tuple[int, dict]:
+    """Run a COPY of the agent, alone in a folder, as the host does on a board."""
+    copy = tmp_path / "agent.py"
+    shutil.copy(AGENT, copy)
+    proc = subprocess.run([str(python), str(copy), *args], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout + proc.stderr
+    return proc.returncode, json.loads(lines[0])
+
+
+@pytest.mark.parametrize("env", ["tx2", "host"])
+def test_agent_runs_standalone_on_old_and_new_python(env, tmp_path, onnx13):
+    python = Path(sys.executable) if env == "host" else side_python(env)
+    code, out = _run_agent(python, tmp_path, str(onnx13), "--runs", "3", "--min-seconds", "0", "--rounds", "2",
+                           "--threads", "1")
+    assert code == 0, out
+    assert out["runtime"] == "onnxruntime" and out["input_shape"] == [1, 3, 16, 16]
+    assert [len(r) for r in out["rounds_ns"]] == [3, 3] and out["threads"] == 1
+    if env == "tx2":
+        assert out["env"]["python"].startswith("3.6") and out["runtime_version"] == "1.10.0"
+
+
+def test_agent_reports_errors_as_one_json_line(tmp_path, onnx13):
+    code, out = _run_agent(side_python("tx2"), tmp_path, str(tmp_path / "missing.onnx"))
+    assert code == 1 and "does not exist" in out["error"]
+    code, out = _run_agent(side_python("a7"), tmp_path, str(onnx13))  # no ONNX Runtime on the A7
+    assert code == 1 and "not installed" in out["error"]
