@@ -74,3 +74,70 @@ def test_junit_report_marks_a_regression_as_failure(tmp_path):
     assert {p.get("name") for p in ok.iter("property")} >= {"median_ms", "ratio", "baseline_median_ms"}
     gate.write_junit(tmp_path / "err.xml", {"device": "jetson-tx2", "model": "m"}, 0.1, "cannot reach board")
     assert ET.parse(tmp_path / "err.xml").getroot().find("testcase/error").get("message") == "cannot reach board"
+
+
+# ---- end to end through the CLI, real models on intel-cpu ---------------------------------------------
+
+def _bench(args: list[str]):
+    from typer.testing import CliRunner
+
+    from dass_edge.cli.app import app
+    return CliRunner().invoke(app, ["bench", *args])
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, trained_checkpoint) -> tuple[Path, Path]:
+    """The smoke DASS checkpoint, and the same architecture with many more cells saved under the SAME
+    name in another folder: a new version of the model that got slower, as a CI gate should catch."""
+    from dataclasses import replace
+
+    from dass_edge import checkpoint
+    from dass_edge.search.models import build_model
+
+    fast = trained_checkpoint("dass")
+    ckpt = checkpoint.load(fast)
+    spec = replace(ckpt.spec, cells=ckpt.spec.cells * 4, channels=ckpt.spec.channels * 4)
+    slow = tmp_path_factory.mktemp("slow") / fast.name
+    checkpoint.save(checkpoint.from_model(build_model(spec), spec, ckpt.sparsity, "pretrain"), slow)
+    return fast, slow
+
+
+QUICK_GATE = ["--device", "intel-cpu", "--threads", "1", "--warmup", "20", "--runs", "50", "--min-seconds", "0.2",
+              "--rounds", "5"]
+
+
+def test_gate_through_cli_passes_same_model_and_fails_slower_one(models, tmp_path):
+    fast, slow = models
+    baseline = tmp_path / "baselines" / "intel-cpu.json"
+    export = ["--export-dir", str(tmp_path / "exported")]
+    made = _bench([str(fast), *QUICK_GATE, *export, "--update-baseline", "--baseline", str(baseline), "--json"])
+    assert made.exit_code == 0, made.output
+    assert fast.stem in json.loads(baseline.read_text())["entries"]
+
+    junit = tmp_path / "same.xml"
+    same = _bench([str(fast), *QUICK_GATE, *export, "--baseline", str(baseline), "--junit-xml", str(junit),
+                   "--tolerance", "0.5", "--json"])
+    assert same.exit_code == 0, same.output
+    result = json.loads(same.stdout)
+    assert result["regression"] is False and result["baseline_median_ms"] > 0
+    assert result["latency_source"] == "local" and result["test_accuracy"] is not None
+    assert ET.parse(junit).getroot().get("failures") == "0"
+
+    junit = tmp_path / "slow.xml"
+    slower = _bench([str(slow), *QUICK_GATE, "--export-dir", str(tmp_path / "exported-slow"),
+                     "--baseline", str(baseline), "--junit-xml", str(junit), "--tolerance", "0.5", "--json"])
+    assert slower.exit_code == 10, slower.output
+    assert json.loads(slower.stdout)["regression"] is True and json.loads(slower.stdout)["ratio"] > 1.5
+    assert "error:" in slower.stderr and "baseline" in slower.stderr
+    assert ET.parse(junit).getroot().get("failures") == "1"
+
+
+def test_cli_errors_have_their_exit_codes(tmp_path, models):
+    missing = _bench([str(tmp_path / "nope.onnx"), "--device", "intel-cpu"])
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+    unknown = _bench([str(models[0]), "--device", "no-such-board"])
+    assert unknown.exit_code == 2 and "unknown target" in unknown.stderr
+    no_entry = tmp_path / "b.json"
+    gate.write_baseline(no_entry, "other", BASE)
+    absent = _bench([str(models[0]), *QUICK_GATE, "--export-dir", str(tmp_path / "e"), "--baseline", str(no_entry)])
+    assert absent.exit_code == 2 and "has no entry" in absent.stderr

@@ -7,6 +7,7 @@ RemoteErrors quickly: wrong key, unknown host key, closed port, agent killed mid
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -196,3 +197,36 @@ def test_inventory_file_and_overrides(tmp_path):
     with pytest.raises(InputError, match="unknown field"):
         load_inventory(inventory)
     shutil.rmtree(tmp_path)
+
+
+def _cli(args: list[str]):
+    from typer.testing import CliRunner
+
+    from dass_edge.cli.app import app
+    return CliRunner().invoke(app, ["bench", *args])
+
+
+@pytest.mark.parametrize("device, env, model_fixture, version",
+                         [("jetson-tx2", "tx2", "onnx_model", "1.10.0"), ("cortex-a7", "a7", "tflite_model", "2.14.0")])
+def test_cli_benches_on_board_from_inventory(sshd, tmp_path, request, device, env, model_fixture, version):
+    port, key, known = sshd
+    inventory = tmp_path / "boards.toml"
+    inventory.write_text(f'[boards.{device}]\nhost = "127.0.0.1"\nport = {port}\nuser = "root"\nkey = "{key}"\n'
+                         f'python = "{side_python(env)}"\nknown_hosts = "{known}"\nworkdir = "{tmp_path}"\n')
+    got = _cli([str(request.getfixturevalue(model_fixture)), "--device", device, "--inventory", str(inventory),
+                "--runs", "5", "--warmup", "2", "--min-seconds", "0.05", "--json"])
+    assert got.exit_code == 0, got.output
+    result = json.loads(got.stdout)
+    assert result["latency_source"] == "ssh" and result["device"] == device
+    assert result["runtime_version"] == version and result["count"] >= 5 and result["median_ms"] > 0
+    assert result["host"] == f"root@127.0.0.1:{port}"
+
+
+def test_cli_board_error_exit_code(sshd, tmp_path, onnx_model):
+    port, key, known = sshd
+    got = _cli([str(onnx_model), "--device", "jetson-tx2", "--inventory", str(tmp_path / "none.toml"),
+                "--host", "127.0.0.1", "--port", str(_free_port()), "--key", str(key)])
+    assert got.exit_code == 2 and "does not exist" in got.stderr  # an explicit inventory must exist
+    got = _cli([str(onnx_model), "--device", "jetson-tx2", "--host", "127.0.0.1", "--port", str(_free_port()),
+                "--user", "root", "--key", str(key), "--known-hosts", str(known)])
+    assert got.exit_code == 5 and got.stderr.startswith("error: cannot reach") and got.stderr.count("\n") == 1
