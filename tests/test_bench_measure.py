@@ -116,3 +116,20 @@ def test_agent_reports_errors_as_one_json_line(tmp_path, onnx13):
     assert code == 1 and "does not exist" in out["error"]
     code, out = _run_agent(side_python("a7"), tmp_path, str(onnx13))  # no ONNX Runtime on the A7
     assert code == 1 and "not installed" in out["error"]
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_measure_file_times_each_runtime(runtime, onnx13, tmp_path):
+    from dass_edge.bench.measure import measure_file
+
+    path = onnx13
+    if runtime == "openvino":
+        import openvino as ov
+        path = tmp_path / "m.xml"
+        ov.save_model(ov.convert_model(str(onnx13)), str(path))
+    settings = Settings(warmup=2, runs=5, min_seconds=0, rounds=3, threads=1)
+    raw = measure_file(path, settings)
+    result = result_from_timing(raw, device="intel-cpu", latency_source="local", settings=settings, model=path.name)
+    assert result["runtime"] == runtime and result["runtime_version"]
+    assert result["count"] == 15 and len(result["round_medians_ms"]) == 3 and result["threads"] == 1
+    assert result["input_shape"] == [1, 3, 16, 16] and result["min_ms"] <= result["median_ms"] <= result["max_ms"]
