@@ -76,6 +76,19 @@ def test_junit_report_marks_a_regression_as_failure(tmp_path):
     assert ET.parse(tmp_path / "err.xml").getroot().find("testcase/error").get("message") == "cannot reach board"
 
 
+def test_results_file_appends_one_line_per_result(tmp_path):
+    from dass_edge.bench.results import append_result, read_results
+
+    path = tmp_path / "r" / "latency.jsonl"
+    append_result(path, BASE)
+    append_result(path, {**BASE, "model_key": "n"})
+    rows = list(read_results(path))
+    assert [r["model_key"] for r in rows] == ["m", "n"] and all("timestamp" in r for r in rows)
+    path.write_text(path.read_text() + "{broken\n")
+    with pytest.raises(InputError, match=":3 is not a JSON line"):
+        list(read_results(path))
+
+
 # ---- end to end through the CLI, real models on intel-cpu ---------------------------------------------
 
 def _bench(args: list[str]):
