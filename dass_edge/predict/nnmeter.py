@@ -36,7 +36,7 @@ def import_nn_meter() -> Any:
     nn_log = logging.getLogger("nn-Meter")
     nn_log.handlers.clear()  # its handler prints to stdout, which would break --json output
     nn_log.propagate = True
-    nn_log.setLevel(logging.WARNING)
+    nn_log.setLevel(logging.ERROR)  # it warns on every call that our onnx version is "not well tested"
     return nn_meter
 
 
@@ -100,27 +100,33 @@ class Kernel:
     macs: float
 
 
-def _graph(onnx_path: Path) -> dict[str, Any]:
+def _graph(onnx_model: str | os.PathLike | Any) -> dict[str, Any]:
     import_nn_meter()
     import onnx
     from nn_meter.ir_converter.utils import onnx_model_to_graph
 
-    try:
-        model = onnx.load(str(onnx_path))
-    except Exception as exc:  # onnx raises DecodeError and others for a damaged file
-        raise InputError(f"{onnx_path} is not a readable ONNX file ({type(exc).__name__})") from None
-    return onnx_model_to_graph(model)
+    if isinstance(onnx_model, (str, os.PathLike)):
+        if not Path(onnx_model).is_file():
+            raise InputError(f"ONNX file {onnx_model} does not exist")
+        try:
+            onnx_model = onnx.load(str(onnx_model))
+        except Exception as exc:  # onnx raises DecodeError and others for a damaged file
+            raise InputError(f"{onnx_model} is not a readable ONNX file ({type(exc).__name__})") from None
+    return onnx_model_to_graph(onnx_model)
 
 
-def detect_kernels(onnx_path: str | os.PathLike, fusion_rules: str | os.PathLike) -> list[Kernel]:
-    """nn-Meter's kernel detection under ``fusion_rules``, each kernel enriched with dilation/groups/MACs."""
+def detect_kernels(onnx_model: str | os.PathLike | Any, fusion_rules: str | os.PathLike) -> list[Kernel]:
+    """nn-Meter's kernel detection under ``fusion_rules``, each kernel enriched with dilation/groups/MACs.
+
+    ``onnx_model`` is a path or an ``onnx.ModelProto`` (calibration detects its one-kernel models in memory).
+    """
     import_nn_meter()
     from nn_meter.kernel_detector import KernelDetector
     from nn_meter.predictor.prediction.extract_feature import get_predict_features
     from nn_meter.predictor.prediction.utils import get_kernel_name
 
     detector = KernelDetector(str(fusion_rules))
-    detector.load_graph(_graph(Path(onnx_path)))
+    detector.load_graph(_graph(onnx_model))
     found = detector.get_kernels()
     first_node = {id(k): layer for layer, k in detector._layer_kernel_dict.items()}  # nn-Meter 2.0 internals
     kernels = []
