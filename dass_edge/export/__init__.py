@@ -1,0 +1,42 @@
+"""Exporters: one module per format behind one interface, looked up in EXPORTERS by format name.
+
+An exporter takes the baked (plain torch) model, its input shape, the target and two folders: ``out``,
+whose contents ship, and ``work``, scratch space the pipeline deletes. It returns an Artifact naming the
+file a runtime loads and every file it wrote. Heavy converters are imported inside each exporter.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from dass_edge.targets import Target
+
+
+@dataclass(frozen=True)
+class Artifact:
+    format: str
+    model_file: Path  # the file a runtime loads (``.xml`` for OpenVINO, whose weights sit in ``.bin``)
+    files: tuple[Path, ...]
+    input_layout: str
+    tools: dict[str, str] = field(default_factory=dict)
+
+
+Exporter = Callable[[nn.Module, tuple[int, ...], Target, Path, Path], Artifact]
+
+# format -> "module:function" under dass_edge.export, imported on first use.
+EXPORTERS: dict[str, str] = {
+    "onnx": "onnx:export",
+    "openvino": "openvino:export",
+    "tflite": "tflite:export",
+    "torch": "torchscript:export",
+}
+
+
+def get_exporter(fmt: str) -> Exporter:
+    module, function = EXPORTERS[fmt].split(":")
+    return getattr(importlib.import_module(f"dass_edge.export.{module}"), function)

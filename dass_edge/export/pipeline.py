@@ -1,0 +1,209 @@
+"""Checkpoint -> device files: prepare (bake masks) -> export each format -> check parity -> manifest.
+
+Everything is written into a temporary folder beside the destination and renamed to
+``<out>/<model>/<target>/`` only once every file has passed its parity check, so a failure at any stage
+leaves nothing behind and an earlier good export stays in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from dass_edge import checkpoint as ckpt_io
+from dass_edge import runtimes
+from dass_edge.checkpoint import Checkpoint
+from dass_edge.errors import DassEdgeError, InputError
+from dass_edge.export import Artifact, get_exporter
+from dass_edge.export.validate import MAX_REAL_IMAGES, Parity, check_inputs, check_parity
+from dass_edge.search import sparse
+from dass_edge.targets import RUNTIMES_OF_FORMAT, Target, get_target
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What was exported and how well it matches PyTorch; written as ``manifest.json`` beside the files."""
+
+    model: str
+    checkpoint: str
+    target: str
+    device: str
+    format: str
+    precision: str
+    runtime: str
+    runtime_device: str
+    latency_source: str
+    predictor: str | None
+    files: list[str]
+    sha256: dict[str, str]
+    size_bytes: dict[str, int]
+    input_shape: list[int]
+    input_layout: str
+    params: int
+    nonzero_params: int
+    sparsity: float
+    max_abs_diff: float
+    atol: float
+    top1_agreement: float | None
+    checks: list[dict[str, Any]]
+    tools: dict[str, str]
+    test_accuracy: float | None
+    compacted: bool
+    export_seconds: float
+    path: str = field(default="")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _prepare(model: nn.Module, checkpoint: Checkpoint, target: Target, compact: bool) -> tuple[nn.Module, bool]:
+    """The model the exporters see, and whether it was compacted.
+
+    Seam for the compaction step (export/compact.py, not wired yet): it will drop pruned channels and round
+    the rest up to ``target.channel_multiple`` when ``compact`` is set. Until then masks are only baked in.
+    """
+    return sparse.bake(model), False
+
+
+def _test_images(checkpoint: Checkpoint) -> np.ndarray | None:
+    """Real test images for top-1 agreement, or None when the data set is not available here."""
+    from dass_edge.data.datasets import load_dataset
+
+    name = checkpoint.data.get("name")
+    if not name:
+        return None
+    try:
+        data = load_dataset(name, checkpoint.data.get("data_dir"), checkpoint.spec.image_size)
+    except (DassEdgeError, OSError) as exc:
+        log.warning("no test images for the parity check (%s)", exc)
+        return None
+    return data.x_test[:MAX_REAL_IMAGES].numpy()
+
+
+def _check_runtime(target: Target, fmt: str) -> str:
+    """Parity runs in the target's own runtime when it is installed here, else in the format's default."""
+    if fmt == target.format and target.runtime in runtimes.available():
+        return target.runtime
+    return RUNTIMES_OF_FORMAT[fmt][0]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _export_format(model: nn.Module, shape: tuple[int, ...], target: Target, fmt: str, out: Path,
+                   work: Path, inputs: list[np.ndarray], real: int) -> tuple[Artifact, Parity]:
+    try:
+        artifact = get_exporter(fmt)(model, shape, replace(target, format=fmt), out, work)
+    except DassEdgeError:
+        raise
+    except Exception as exc:  # converters raise anything; the user gets one line, the log the rest
+        log.debug("%s export failed", fmt, exc_info=True)
+        raise DassEdgeError(f"{fmt} export for {target.name} failed: {type(exc).__name__}: "
+                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
+    session = runtimes.load(artifact.model_file, _check_runtime(target, fmt), device="CPU")
+    parity = check_parity(model, session, artifact.model_file.name, target.atol, inputs, real)
+    log.info("%s: %s max abs diff %.3g", target.name, artifact.model_file.name, parity.max_abs_diff)
+    return artifact, parity
+
+
+def _write_files(checkpoint: Checkpoint, model: nn.Module, target: Target, out: Path, work: Path,
+                 compacted: bool, names: dict[str, Any]) -> Manifest:
+    started = time.perf_counter()
+    shape = checkpoint.input_shape
+    images = _test_images(checkpoint)
+    inputs = check_inputs(shape, images)
+    real = 0 if images is None else len(inputs) - len(check_inputs(shape, None))
+    results = [_export_format(model, shape, target, fmt, out, work, inputs, real)
+               for fmt in (target.format, *target.extra_formats)]
+    main, main_parity = results[0]
+    if main.input_layout != target.input_layout:
+        raise InputError(f"target {target.name} asks for {target.input_layout} input, the {main.format} "
+                         f"exporter writes {main.input_layout}")
+    files = [f for artifact, _ in results for f in artifact.files]
+    tools: dict[str, str] = {}
+    for artifact, parity in results:
+        tools.update(artifact.tools)
+        tools[parity.runtime] = parity.runtime_version
+    agreements = [p.top1_agreement for _, p in results if p.top1_agreement is not None]
+    return Manifest(
+        target=target.name, device=target.device, format=target.format, precision=target.precision,
+        runtime=target.runtime, runtime_device=target.runtime_device, latency_source=target.latency_source,
+        predictor=target.predictor, files=[f.name for f in files],
+        sha256={f.name: _sha256(f) for f in files}, size_bytes={f.name: f.stat().st_size for f in files},
+        input_shape=list(shape), input_layout=main.input_layout, sparsity=checkpoint.sparsity,
+        max_abs_diff=max(p.max_abs_diff for _, p in results), atol=target.atol,
+        top1_agreement=min(agreements) if agreements else None, checks=[asdict(p) for _, p in results],
+        tools=tools, test_accuracy=checkpoint.test_accuracy, compacted=compacted,
+        export_seconds=round(time.perf_counter() - started, 3), **names)
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    """Swap the finished folder into place; an older export there is replaced as a whole."""
+    old = None
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+        os.replace(dest, old / dest.name)
+    os.replace(tmp, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _make_parent(parent: Path) -> list[Path]:
+    """Create the model folder; returns the folders created (removed again if the export fails)."""
+    missing = [p for p in (parent, *parent.parents) if not p.exists()][::-1]
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(dir=parent)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write to output folder {parent}: {exc.strerror or exc}") from None
+    return missing
+
+
+def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, out_dir: Path = Path("exported"),
+                      *, compact: bool = True) -> Manifest:
+    """Export one checkpoint for one target into ``out_dir/<model>/<target>/``; returns its manifest."""
+    target = get_target(target) if isinstance(target, str) else target
+    checkpoint_path = Path(checkpoint_path)
+    checkpoint = ckpt_io.load(checkpoint_path)
+    model = checkpoint.build()
+    params, nonzero = sparse.count_params(model)
+    prepared, compacted = _prepare(model, checkpoint, target, compact)
+    prepared.eval()
+    name = checkpoint_path.stem
+    dest = Path(out_dir) / name / target.name
+    created = _make_parent(dest.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=dest.parent))
+    try:
+        work = tmp / ".work"
+        work.mkdir()
+        manifest = _write_files(checkpoint, prepared, target, tmp, work, compacted,
+                                dict(model=name, checkpoint=str(checkpoint_path), params=params,
+                                     nonzero_params=nonzero))
+        shutil.rmtree(work)
+        manifest = replace(manifest, path=str(dest))
+        (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
+        _publish(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(created):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+    log.info("exported %s for %s to %s", name, target.name, dest)
+    return manifest

@@ -1,0 +1,83 @@
+"""TFLite exporter: litert-torch converts the baked model straight to a .tflite (FP32), and for FP16 the
+AI Edge Quantizer stores conv and fully connected weights as float16 behind DEQUANTIZE ops.
+
+Why litert-torch and not onnx2tf: onnx2tf loses track of the layout after some concats and then turns
+dilated depthwise convolutions (DASS's dil_conv) into grouped CONV_2D, which GPU delegates handle badly;
+litert-torch keeps every one as DEPTHWISE_CONV_2D. Its input stays NCHW (one TRANSPOSE inside). Nothing is
+downloaded at convert time. The exporter counts op types in the flatbuffer and fails if a depthwise
+convolution of the model did not become a DEPTHWISE_CONV_2D.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dass_edge.errors import DassEdgeError
+from dass_edge.export import Artifact
+from dass_edge.runtimes import require
+from dass_edge.targets import Target
+
+log = logging.getLogger(__name__)
+WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def op_types(path: Path) -> Counter[str]:
+    """Builtin op names of a .tflite file as stored (no delegate rewrites the graph before we look)."""
+    litert = require("ai_edge_litert.interpreter", "tflite")
+    interpreter = litert.Interpreter(
+        model_path=str(path),
+        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    return Counter(op["op_name"] for op in interpreter._get_ops_details())
+
+
+def depthwise_count(model: nn.Module) -> int:
+    return sum(1 for m in model.modules()
+               if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels)
+
+
+def _convert(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
+    litert_torch = require("litert_torch", "tflite")
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):  # litert-torch prints progress to stdout, which is ours
+        litert_torch.convert(model.eval(), (torch.zeros(input_shape),)).export(str(path))
+    log.debug("litert-torch: %s", captured.getvalue().strip())
+
+
+def _to_fp16(source: Path, path: Path) -> None:
+    aeq = require("ai_edge_quantizer.quantizer", "tflite")
+    from ai_edge_quantizer import qtyping
+
+    quantizer = aeq.Quantizer(str(source))
+    config = qtyping.OpQuantizationConfig(
+        weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
+        compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True)
+    for op in WEIGHT_OPS:
+        quantizer.update_quantization_recipe(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op),
+                                             algorithm_key=aeq.AlgorithmName.FLOAT_CASTING,
+                                             op_config=config)
+    path.write_bytes(quantizer.quantize().quantized_model)
+
+
+def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path) -> Artifact:
+    path = out / "model.tflite"
+    if target.precision == "fp16":
+        _convert(model, input_shape, work / "fp32.tflite")
+        _to_fp16(work / "fp32.tflite", path)
+    else:
+        _convert(model, input_shape, path)
+    expected, found = depthwise_count(model), op_types(path)["DEPTHWISE_CONV_2D"]
+    if found < expected:
+        raise DassEdgeError(f"the TFLite file has {found} DEPTHWISE_CONV_2D ops for {expected} depthwise "
+                            "convolutions; the converter turned some into other ops")
+    tools = {"torch": torch.__version__, "litert-torch": metadata.version("litert-torch")}
+    if target.precision == "fp16":
+        tools["ai-edge-quantizer"] = metadata.version("ai-edge-quantizer")
+    return Artifact("tflite", path, (path,), "NCHW", tools)

@@ -1,0 +1,69 @@
+"""Parity of an exported file with PyTorch: the same inputs through both, every mismatch collected.
+
+Inputs are several random tensors (any input must match, not only natural images) plus, when the
+checkpoint's test set is at hand, real images, on which top-1 agreement is also counted. An output whose
+max abs difference exceeds the target's ``atol`` fails the export with one ParityError listing them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from dass_edge.errors import ParityError
+from dass_edge.runtimes import Session
+
+RANDOM_INPUTS = 4
+MAX_REAL_IMAGES = 16
+
+
+@dataclass(frozen=True)
+class Parity:
+    file: str
+    runtime: str
+    runtime_version: str
+    max_abs_diff: float
+    top1_agreement: float | None  # over the real images; None without a test set
+    inputs_checked: int
+
+
+def check_inputs(input_shape: tuple[int, ...], images: np.ndarray | None, seed: int = 0) -> list[np.ndarray]:
+    """Random N(0,1) inputs (the data is normalised) followed by up to MAX_REAL_IMAGES real ones, NCHW."""
+    rng = np.random.default_rng(seed)
+    inputs = [rng.standard_normal(input_shape).astype(np.float32) for _ in range(RANDOM_INPUTS)]
+    if images is not None:
+        inputs += [images[i:i + 1].astype(np.float32) for i in range(min(len(images), MAX_REAL_IMAGES))]
+    return inputs
+
+
+def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
+
+
+def check_parity(model: nn.Module, session: Session, file: str, atol: float, inputs: list[np.ndarray],
+                 real_images: int) -> Parity:
+    """Run ``inputs`` (NCHW) through ``model`` and ``session``; the last ``real_images`` are real images."""
+    problems: list[str] = []
+    worst, agree = 0.0, 0
+    for i, x in enumerate(inputs):
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        got = session.run(to_layout(x, session.input_layout))
+        if got.shape != expected.shape:
+            problems.append(f"input {i}: output shape {got.shape}, PyTorch {expected.shape}")
+            continue
+        diff = float(np.max(np.abs(got - expected)))
+        worst = max(worst, diff)
+        if not diff <= atol:  # also catches NaN
+            problems.append(f"input {i}: max abs diff {diff:.3g}")
+        if i >= len(inputs) - real_images:
+            agree += int(np.argmax(got) == np.argmax(expected))
+    top1 = agree / real_images if real_images else None
+    if problems:
+        raise ParityError(f"{file} in {session.runtime} {session.version} differs from PyTorch by up to "
+                          f"{worst:.3g} (tolerance {atol:g}) on {len(problems)} of {len(inputs)} inputs: "
+                          + "; ".join(problems[:4]))
+    return Parity(file, session.runtime, session.version, worst, top1, len(inputs))

@@ -1,0 +1,135 @@
+"""Device targets as data: one TOML file per device in ``targets/``, validated on load.
+
+A target says what to export (format, precision, opset, layout), which runtime runs the file and how its
+latency is obtained. Adding a device means adding a file, not code. The folder is the repository's
+``targets/`` unless ``DASS_EDGE_TARGETS`` (or an explicit ``directory``) points elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dass_edge.errors import InputError
+
+TARGETS_ENV = "DASS_EDGE_TARGETS"
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "targets"
+
+# Allowed values per field; the runtimes a format can run in (the first is its default runtime).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "format": ("onnx", "openvino", "tflite", "torch"),
+    "precision": ("fp32", "fp16"),
+    "input_layout": ("NCHW", "NHWC"),
+    "runtime": ("onnxruntime", "openvino", "litert", "tflite-runtime", "torch"),
+    "latency_source": ("local", "ssh", "predicted"),
+}
+RUNTIMES_OF_FORMAT: dict[str, tuple[str, ...]] = {
+    "onnx": ("onnxruntime",),
+    "openvino": ("openvino",),
+    "tflite": ("litert", "tflite-runtime"),
+    "torch": ("torch",),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One device: what to export for it and how to run and time the result.
+
+    ``opset`` is the operator set the device's runtime reads (ONNX opset for ONNX; 1 for OpenVINO means
+    opset1 ops only, as the 2021.4 Myriad plugin needs). ``ir_version`` is the ONNX IR version or the
+    OpenVINO IR version (10 or 11). ``extra_formats`` are exported beside the main file with the same
+    precision and run in each format's default runtime (intel-cpu: OpenVINO and LiteRT next to ONNX).
+    ``channel_multiple`` is the channel count that compaction should round kept channels up to.
+    """
+
+    name: str
+    device: str
+    format: str
+    precision: str
+    input_layout: str
+    runtime: str
+    runtime_device: str
+    latency_source: str
+    atol: float
+    predictor: str | None = None
+    opset: int | None = None
+    ir_version: int | None = None
+    channel_multiple: int = 1
+    extra_formats: tuple[str, ...] = ()
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+
+FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "device": str, "format": str, "precision": str, "input_layout": str, "runtime": str,
+    "runtime_device": str, "latency_source": str, "atol": (int, float), "predictor": str, "opset": int,
+    "ir_version": int, "channel_multiple": int, "extra_formats": list, "notes": str,
+}
+REQUIRED = tuple(f.name for f in fields(Target) if f.default is MISSING)
+
+
+def _check(source: Path, raw: dict[str, Any]) -> Target:
+    """Raw TOML table -> Target; every problem names the file and the field."""
+    def bad(field: str, why: str) -> InputError:
+        return InputError(f"target file {source}: field {field!r} {why}")
+
+    for key in raw:
+        if key not in FIELD_TYPES:
+            raise bad(key, f"is unknown; known fields: {', '.join(FIELD_TYPES)}")
+    for key in REQUIRED:
+        if key not in raw:
+            raise bad(key, "is missing")
+    for key, value in raw.items():
+        expected = FIELD_TYPES[key]
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise bad(key, f"has the wrong type ({type(value).__name__})")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise bad(key, f"is {value!r}; expected one of {', '.join(CHOICES[key])}")
+    for extra in raw.get("extra_formats", []):
+        if extra not in CHOICES["format"] or extra == raw["format"]:
+            raise bad("extra_formats", f"has {extra!r}; expected other formats of {', '.join(CHOICES['format'])}")
+    if raw["runtime"] not in RUNTIMES_OF_FORMAT[raw["format"]]:
+        raise bad("runtime", f"{raw['runtime']!r} cannot run format {raw['format']!r}")
+    if raw["latency_source"] == "predicted" and not raw.get("predictor"):
+        raise bad("predictor", "is missing (latency_source is 'predicted')")
+    if not raw["atol"] > 0:
+        raise bad("atol", "must be positive")
+    if raw.get("channel_multiple", 1) < 1:
+        raise bad("channel_multiple", "must be at least 1")
+    if raw["name"] != source.stem:
+        raise bad("name", f"is {raw['name']!r} but the file is named {source.name}")
+    return Target(**{**raw, "atol": float(raw["atol"]), "extra_formats": tuple(raw.get("extra_formats", ()))})
+
+
+def load_target_file(path: Path) -> Target:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"target file {path} cannot be read: {exc}") from None
+    return _check(path, raw)
+
+
+def targets_dir(directory: str | os.PathLike | None = None) -> Path:
+    return Path(directory or os.environ.get(TARGETS_ENV) or DEFAULT_DIR)
+
+
+def load_targets(directory: str | os.PathLike | None = None) -> dict[str, Target]:
+    """Every ``*.toml`` of the targets folder, by name (sorted)."""
+    folder = targets_dir(directory)
+    if not folder.is_dir():
+        raise InputError(f"targets folder {folder} does not exist")
+    targets = [load_target_file(path) for path in sorted(folder.glob("*.toml"))]
+    return {t.name: t for t in targets}
+
+
+def get_target(name: str, directory: str | os.PathLike | None = None) -> Target:
+    targets = load_targets(directory)
+    try:
+        return targets[name]
+    except KeyError:
+        raise InputError(f"unknown target {name!r}; known: {', '.join(targets) or '(none)'}") from None
