@@ -39,9 +39,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 
 def _register_all() -> None:
-    from dass_edge.cli import bench, predict, train
+    from dass_edge.cli import bench, pareto, predict, train
 
-    for module in (train, bench, predict):
+    for module in (train, bench, predict, pareto):
         module.register(app)
 
 

@@ -50,7 +50,7 @@ class PredictorDir:
 
     @property
     def name(self) -> str:
-        return str(self.metadata.get("name") or self.path.name)
+        return self.path.name  # the store name: metadata's name is where it was calibrated
 
     @property
     def fusion_rules(self) -> Path:

@@ -74,7 +74,7 @@ def add(path: str | os.PathLike, name: str | None = None) -> Path:
         if target.exists():
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(root, target)
+        shutil.copytree(root, target, ignore=shutil.ignore_patterns("samples"))  # raw measurements stay behind
     log.info("added predictor %s", target)
     return target
 
