@@ -39,9 +39,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 
 def _register_all() -> None:
-    from dass_edge.cli import bench, pareto, predict, train
+    from dass_edge.cli import bench, export, pareto, predict, targets, train
 
-    for module in (train, bench, predict, pareto):
+    for module in (train, bench, predict, pareto, export, targets):
         module.register(app)
 
 

@@ -7,6 +7,7 @@ leaves nothing behind and an earlier good export stays in place.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -81,13 +82,17 @@ def _prepare(model: nn.Module, checkpoint: Checkpoint, target: Target, compact: 
 
 def _test_images(checkpoint: Checkpoint) -> np.ndarray | None:
     """Real test images for top-1 agreement, or None when the data set is not available here."""
+    name = checkpoint.data.get("name")
+    return _load_images(name, checkpoint.data.get("data_dir"), checkpoint.spec.image_size) if name else None
+
+
+@functools.lru_cache(maxsize=4)
+def _load_images(name: str, data_dir: str | None, image_size: int) -> np.ndarray | None:
+    """Cached: exporting one checkpoint for every target reads its data set once, not per target."""
     from dass_edge.data.datasets import load_dataset
 
-    name = checkpoint.data.get("name")
-    if not name:
-        return None
     try:
-        data = load_dataset(name, checkpoint.data.get("data_dir"), checkpoint.spec.image_size)
+        data = load_dataset(name, data_dir, image_size)
     except (DassEdgeError, OSError) as exc:
         log.warning("no test images for the parity check (%s)", exc)
         return None

@@ -1,0 +1,70 @@
+"""`dass-edge export CHECKPOINT --target NAME|all`: device files plus manifest.json, each checked against
+PyTorch. With ``all`` every target is tried, a status table is printed and the exit code is non-zero if
+any failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dass_edge.cli.options import JsonFlag, OutDir, emit
+from dass_edge.errors import DassEdgeError
+from dass_edge.export.pipeline import export_checkpoint
+from dass_edge.targets import get_target, load_targets
+
+TargetName = Annotated[str, typer.Option("--target", "-t", help="A target name (see `dass-edge targets`) or "
+                                         "'all'.")]
+
+
+def _print_manifest(manifest: dict[str, Any]) -> None:
+    size = sum(manifest["size_bytes"].values())
+    Console().print(f"[bold]{manifest['target']}[/]: {', '.join(manifest['files'])} ({size / 1024:.1f} KiB, "
+                    f"{manifest['format']} {manifest['precision']}, {manifest['input_layout']}), max abs diff "
+                    f"{manifest['max_abs_diff']:.2g} <= {manifest['atol']:g} -> {manifest['path']}")
+
+
+def _print_status(rows: list[dict[str, Any]]) -> None:
+    table = Table("target", "format", "size", "max diff", "status")
+    for row in rows:
+        ok = "error" not in row
+        table.add_row(row["target"], row.get("format", ""),
+                      f"{sum(row['size_bytes'].values()) / 1024:.1f} KiB" if ok else "",
+                      f"{row['max_abs_diff']:.2g}" if ok else "",
+                      "[green]ok[/]" if ok else f"[red]{row['error']}[/]")
+    Console().print(table)
+
+
+def _export_all(checkpoint: Path, out: Path) -> list[dict[str, Any]]:
+    rows = []
+    for target in load_targets().values():
+        try:
+            rows.append(export_checkpoint(checkpoint, target, out).to_dict())
+        except DassEdgeError as exc:
+            rows.append({"target": target.name, "format": target.format, "error": str(exc)})
+    return rows
+
+
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A fine-tuned checkpoint (dass-edge train).")],
+    target: TargetName,
+    out: OutDir = Path("exported"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Export a checkpoint for a device target into OUT/<model>/<target>/ and check it against PyTorch."""
+    if target != "all":
+        emit(export_checkpoint(checkpoint, get_target(target), out).to_dict(), as_json, _print_manifest)
+        return
+    rows = _export_all(checkpoint, out)
+    emit(rows, as_json, _print_status)
+    failed = [row for row in rows if "error" in row]
+    if failed:
+        typer.echo(f"error: {len(failed)} of {len(rows)} targets failed", err=True)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(export)
