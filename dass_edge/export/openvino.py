@@ -6,6 +6,7 @@ Serialize pass, with every op rewritten into opset1 first (ov_opset1.py); others
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 
 from torch import nn
@@ -39,4 +40,4 @@ def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: 
         ov.save_model(converted, str(xml), compress_to_fp16=fp16)
     else:
         raise InputError(f"target {target.name}: OpenVINO IR version {target.ir_version} is not 10 or 11")
-    return Artifact("openvino", xml, (xml, bin_), "NCHW", {**tools, "openvino": ov.__version__})
+    return Artifact("openvino", xml, (xml, bin_), "NCHW", {**tools, "openvino": metadata.version("openvino")})

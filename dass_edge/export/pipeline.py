@@ -132,7 +132,7 @@ def _write_files(checkpoint: Checkpoint, model: nn.Module, target: Target, out: 
     shape = checkpoint.input_shape
     images = _test_images(checkpoint)
     inputs = check_inputs(shape, images)
-    real = 0 if images is None else len(inputs) - len(check_inputs(shape, None))
+    real = 0 if images is None else min(len(images), MAX_REAL_IMAGES)
     results = [_export_format(model, shape, target, fmt, out, work, inputs, real)
                for fmt in (target.format, *target.extra_formats)]
     main, main_parity = results[0]

@@ -49,6 +49,11 @@ class Runtime:
     extra: str  # the dass-edge extra that installs it
     suffix: str
 
+    @property
+    def version(self) -> str:
+        """The installed package version, as pip reports it (one spelling for every runtime)."""
+        return metadata.version(self.distribution)
+
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
     Runtime("onnxruntime", "onnx_runtime", "onnxruntime", "onnx", ".onnx"),
@@ -82,7 +87,7 @@ def available() -> dict[str, str]:
     found = {}
     for runtime in RUNTIMES.values():
         try:
-            found[runtime.name] = metadata.version(runtime.distribution)
+            found[runtime.name] = runtime.version
         except metadata.PackageNotFoundError:
             continue
     return found

@@ -26,5 +26,5 @@ def open_session(path: Path, spec: Runtime, *, threads: int | None, device: str 
         raise InputError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}") from None
     first = session.get_inputs()[0]
     name = first.name
-    return Session("onnxruntime", ort.__version__, device, tuple(first.shape), "NCHW",
+    return Session("onnxruntime", spec.version, device, tuple(first.shape), "NCHW",
                    lambda x: session.run(None, {name: x})[0])

@@ -28,5 +28,5 @@ def open_session(path: Path, spec: Runtime, *, threads: int | None, device: str 
         raise InputError(f"OpenVINO cannot load {path}: {str(exc).splitlines()[0]}") from None
     request = compiled.create_infer_request()
     shape = tuple(compiled.input(0).get_shape())
-    return Session("openvino", ov.__version__, device, shape, "NCHW",
+    return Session("openvino", spec.version, device, shape, "NCHW",
                    lambda x: request.infer({0: x})[compiled.output(0)].copy())

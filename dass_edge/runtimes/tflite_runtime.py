@@ -19,8 +19,6 @@ def guess_layout(shape: tuple[int, ...]) -> str:
 
 def open_session(path: Path, spec: Runtime, *, threads: int | None, device: str | None,
                  fp32_hint: bool) -> Session:
-    from importlib import metadata
-
     module = require(MODULES[spec.name], spec.extra)
     device = (device or "CPU").upper()
     if device != "CPU":
@@ -39,4 +37,4 @@ def open_session(path: Path, spec: Runtime, *, threads: int | None, device: str 
         return interpreter.get_tensor(target["index"]).copy()
 
     shape = tuple(int(d) for d in source["shape"])
-    return Session(spec.name, metadata.version(spec.distribution), device, shape, guess_layout(shape), run)
+    return Session(spec.name, spec.version, device, shape, guess_layout(shape), run)

@@ -32,4 +32,4 @@ def open_session(path: Path, spec: Runtime, *, threads: int | None, device: str 
         with torch.inference_mode():
             return module(torch.from_numpy(x).to(device)).float().cpu().numpy()
 
-    return Session("torch", torch.__version__.split("+")[0], device, shape, "NCHW", run)
+    return Session("torch", spec.version, device, shape, "NCHW", run)

@@ -1,0 +1,123 @@
+"""`dass-edge export` and `dass-edge targets` through Typer's runner: contract JSON, the status table, and
+one-line errors with nothing left behind for every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dass_edge.cli.app import app
+from dass_edge.targets import DEFAULT_DIR, TARGETS_ENV
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def ckpt(trained_checkpoint) -> Path:
+    return trained_checkpoint("mobilenet-v2")
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+def one_line_error(result, pattern: str, code: int) -> None:
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and pattern in lines[0], result.stderr
+    assert "Traceback" not in result.output
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*")] if folder.exists() else []
+
+
+def test_targets_json_contract():
+    result = invoke("targets", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert {"name", "format", "precision", "latency_source"} <= rows[0].keys()
+    assert "ncs2" in {r["name"] for r in rows}
+    assert invoke("targets").exit_code == 0
+
+
+def test_export_json_prints_the_manifest(ckpt, tmp_path):
+    result = invoke("export", ckpt, "--target", "jetson-tx2", "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.stdout)
+    assert manifest["target"] == "jetson-tx2" and manifest["files"] == ["model.onnx"]
+    assert manifest == json.loads((tmp_path / ckpt.stem / "jetson-tx2" / "manifest.json").read_text())
+    again = invoke("export", ckpt, "--target", "jetson-tx2", "--out", tmp_path)  # replaces the old export
+    assert again.exit_code == 0 and "jetson-tx2" in again.stdout
+    assert sorted(p.name for p in (tmp_path / ckpt.stem).iterdir()) == ["jetson-tx2"]
+
+
+def test_export_all_prints_a_status_table_and_fails_if_one_target_fails(ckpt, tmp_path):
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    (targets / "cuda-gpu.toml").write_text((DEFAULT_DIR / "cuda-gpu.toml").read_text())
+    strict = (DEFAULT_DIR / "jetson-tx2.toml").read_text().replace('"jetson-tx2"', '"strict"')
+    (targets / "strict.toml").write_text(strict.replace("atol = 1e-4", "atol = 1e-30"))
+    result = invoke("export", ckpt, "--target", "all", "--out", tmp_path / "out", env={TARGETS_ENV: str(targets)})
+    assert result.exit_code == 1
+    assert "cuda-gpu" in result.stdout and "ok" in result.stdout and "differs from PyTorch" in result.stdout
+    assert result.stderr.strip() == "error: 1 of 2 targets failed"
+    assert [p.name for p in (tmp_path / "out" / ckpt.stem).iterdir()] == ["cuda-gpu"]
+
+
+def test_parity_failure_names_the_difference_and_leaves_nothing(ckpt, tmp_path):
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    (targets / "jetson-tx2.toml").write_text((DEFAULT_DIR / "jetson-tx2.toml").read_text()
+                                             .replace("atol = 1e-4", "atol = 1e-30"))
+    result = invoke("export", ckpt, "-t", "jetson-tx2", "--out", tmp_path / "out", env={TARGETS_ENV: str(targets)})
+    one_line_error(result, "differs from PyTorch by up to", 4)
+    assert files_under(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("case, pattern, code", [
+    ("missing", "does not exist", 2),
+    ("corrupt", "not a readable dass-edge checkpoint", 2),
+    ("unknown-target", "unknown target 'mars'; known: ", 2),
+    ("bad-target-file", "field 'precision'", 2),
+    ("unwritable", "cannot write to output folder", 2),
+    ("missing-runtime", "dass-edge[onnx]", 3),
+])
+def test_bad_input_gives_one_line_and_writes_nothing(ckpt, tmp_path, monkeypatch, case, pattern, code):
+    path, target, out, env = ckpt, "jetson-tx2", tmp_path / "out", None
+    if case == "missing":
+        path = tmp_path / "nope.pt"
+    elif case == "corrupt":
+        path = tmp_path / "bad.pt"
+        path.write_bytes(b"garbage")
+    elif case == "unknown-target":
+        target = "mars"
+    elif case == "bad-target-file":
+        (tmp_path / "t").mkdir()
+        (tmp_path / "t" / "x.toml").write_text((DEFAULT_DIR / "cuda-gpu.toml").read_text()
+                                               .replace('"cuda-gpu"', '"x"').replace('"fp32"', '"fp8"'))
+        env = {TARGETS_ENV: str(tmp_path / "t")}
+    elif case == "unwritable":
+        if os.geteuid() == 0:
+            out = Path("/proc/dass-edge-out")  # root may write anywhere else
+        else:
+            out.mkdir()
+            out.chmod(0o500)
+    elif case == "missing-runtime":
+        monkeypatch.setitem(__import__("sys").modules, "onnx", None)
+    result = invoke("export", path, "--target", target, "--out", out, env=env)
+    one_line_error(result, pattern, code)
+    assert files_under(tmp_path / "out") == []

@@ -1,0 +1,86 @@
+"""Round trip of every exporter over the target registry for DASS, DARTS-V2 and MobileNet-v2 at 90%.
+
+Each export runs through the whole pipeline (bake -> export -> parity -> manifest); the test then loads
+every written file again in its real runtime and compares it with PyTorch itself. Targets whose files are
+made exactly like another target's (same format, precision, opset, IR) are covered by that target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dass_edge import checkpoint, runtimes
+from dass_edge.export.pipeline import MANIFEST, export_checkpoint
+from dass_edge.export.tflite import depthwise_count, op_types
+from dass_edge.search import sparse
+from dass_edge.targets import Target, load_targets
+
+ARCHS = ("dass", "darts-v2", "mobilenet-v2")
+CONTRACT = {"target", "format", "precision", "files", "sha256", "input_shape", "input_layout", "params",
+            "nonzero_params", "sparsity", "max_abs_diff", "atol", "top1_agreement", "tools", "test_accuracy",
+            "compacted"}
+
+
+def file_configs(target: Target) -> set[tuple]:
+    """The distinct files a target's export writes, as the settings that shape them."""
+    main = {(target.format, target.precision, target.opset, target.ir_version)}
+    return main | {(fmt, target.precision, None, None) for fmt in target.extra_formats}
+
+
+def covering_targets() -> list[str]:
+    """A small set of targets whose exports together write every kind of file the registry asks for."""
+    chosen: list[str] = []
+    covered: set[tuple] = set()
+    for target in sorted(load_targets().values(), key=lambda t: -len(file_configs(t))):
+        if not file_configs(target) <= covered:
+            chosen.append(target.name)
+            covered |= file_configs(target)
+    return sorted(chosen)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two shared cores: PyTorch's default thread pool only adds contention for these tiny models."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_covering_targets_cover_the_registry():
+    covered = set().union(*(file_configs(load_targets()[name]) for name in covering_targets()))
+    assert all(file_configs(t) <= covered for t in load_targets().values())
+
+
+@pytest.mark.parametrize("target", covering_targets())
+@pytest.mark.parametrize("arch", ARCHS)
+def test_export_round_trip(trained_checkpoint, tmp_path, arch, target):
+    path = trained_checkpoint(arch)
+    manifest = export_checkpoint(path, target, tmp_path).to_dict()
+    folder = tmp_path / path.stem / target
+    assert CONTRACT <= manifest.keys()
+    assert json.loads((folder / MANIFEST).read_text()) == manifest
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*manifest["files"], MANIFEST])
+    for name in manifest["files"]:
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == manifest["sha256"][name]
+    assert manifest["max_abs_diff"] <= manifest["atol"] and manifest["top1_agreement"] >= 0.9
+    assert manifest["nonzero_params"] <= 0.11 * manifest["params"] and manifest["compacted"] is False
+
+    ckpt = checkpoint.load(path)
+    model = sparse.bake(ckpt.build())
+    x = np.random.default_rng(1).standard_normal(ckpt.input_shape).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    loadable = [folder / n for n in manifest["files"] if not n.endswith(".bin")]
+    for file in loadable:
+        session = runtimes.load(file, device="CPU")
+        assert session.input_layout == manifest["input_layout"] == "NCHW"
+        np.testing.assert_allclose(session.run(x), expected, atol=manifest["atol"], err_msg=file.name)
+        if file.suffix == ".tflite":
+            assert op_types(file)["DEPTHWISE_CONV_2D"] >= depthwise_count(model) > 0

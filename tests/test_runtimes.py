@@ -1,0 +1,83 @@
+"""The runtime registry: suffix lookup, versions, the Session contract in every runtime, clear errors."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dass_edge import runtimes
+from dass_edge.errors import InputError, MissingDependencyError
+from dass_edge.export import get_exporter
+from dass_edge.targets import get_target
+
+SHAPE = (1, 3, 16, 16)
+# One file per runtime, from the target whose settings produce it.
+CASES = {"onnxruntime": ("intel-cpu", "onnx"), "openvino": ("ncs2", "openvino"),
+         "litert": ("cortex-a76", "tflite"), "torch": ("cuda-gpu", "torch")}
+
+
+def tiny() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=8),
+                         nn.MaxPool2d(3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)).eval()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("runtimes")
+    made = {}
+    for runtime, (target, fmt) in CASES.items():
+        folder = out / runtime
+        (folder / "work").mkdir(parents=True)
+        made[runtime] = get_exporter(fmt)(tiny(), SHAPE, replace(get_target(target), format=fmt), folder,
+                                          folder / "work").model_file
+    return made
+
+
+@pytest.mark.parametrize("runtime", sorted(CASES))
+def test_session_contract_and_outputs(files, runtime):
+    session = runtimes.load(files[runtime], device="CPU")
+    assert runtimes.runtime_for(files[runtime]) == runtime == session.runtime
+    assert session.version == runtimes.available()[runtime]
+    assert session.input_shape == SHAPE and session.input_layout == "NCHW"
+    x = np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32)
+    with torch.no_grad():
+        expected = tiny()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(session.run(x), expected, atol=5e-3 if runtime == "openvino" else 1e-4)
+    with pytest.raises(InputError, match="expects input"):
+        session.run(x[:, :1])
+
+
+def test_torch_defaults_to_cuda_only_when_available(files):
+    assert runtimes.load(files["torch"]).device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_unknown_suffix_runtime_and_missing_file(tmp_path):
+    with pytest.raises(InputError, match="no runtime reads model.bin"):
+        runtimes.runtime_for(tmp_path / "model.bin")
+    (tmp_path / "m.onnx").write_bytes(b"not a model")
+    with pytest.raises(InputError, match="unknown runtime 'tvm'"):
+        runtimes.load(tmp_path / "m.onnx", "tvm")
+    with pytest.raises(InputError, match="onnxruntime cannot load"):
+        runtimes.load(tmp_path / "m.onnx")
+    with pytest.raises(InputError, match="does not exist"):
+        runtimes.load(tmp_path / "gone.onnx")
+
+
+def test_missing_runtime_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # makes `import openvino` fail
+    (tmp_path / "m.xml").write_text("<net/>")
+    with pytest.raises(MissingDependencyError, match=r"dass-edge\[openvino\]"):
+        runtimes.load(tmp_path / "m.xml")
+
+
+def test_available_lists_installed_runtimes():
+    found = runtimes.available()
+    assert {"onnxruntime", "openvino", "litert", "torch"} <= set(found)
+    assert "tflite-runtime" not in found  # NumPy 1.x only: lives on boards, not in this environment
