@@ -23,19 +23,38 @@ VARIES_ATOL = 1e-6
 
 
 def connected_masks(model: nn.Module, sparsity: float, input_shape: tuple[int, ...], seed: int = 0) -> None:
-    """Set every sparse layer's mask (and zero its pruned weights), keeping paths from input to output alive."""
+    """Set every sparse layer's mask (and zero its pruned weights), keeping paths from input to output alive.
+
+    One forward pass: a pre-hook masks each layer from the input it actually receives, which earlier layers
+    (called before it) have already been masked to produce.
+    """
     generator = torch.Generator().manual_seed(seed)
     batch = torch.randn((8, *input_shape[1:]), generator=generator)
     set_mode(model, "masked", sparsity)
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for norm in norms:
         norm.momentum = 0.0  # batch statistics in the forward pass, running statistics untouched
-    model.train()
-    for layer in _execution_order(model, batch):
-        live = _live_inputs(model, layer, batch)
-        layer.mask.copy_(_budgeted_mask(layer, live, sparsity))
+
+    def mask_from_input(layer: SparseMixin, inputs: tuple[torch.Tensor, ...]) -> None:
+        layer.mask.copy_(_budgeted_mask(layer, _varies(inputs[0]), sparsity))
         layer.weight.data.mul_(layer.mask)
+
+    handles = [layer.register_forward_pre_hook(mask_from_input)  # type: ignore[attr-defined]
+               for layer in sparse_layers(model)]
+    try:
+        model.train()
+        with torch.no_grad():
+            model(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
     _calibrate(model, norms, batch, generator)
+
+
+def _varies(x: torch.Tensor) -> torch.Tensor:
+    """Bool per channel of a batch: does the channel differ between samples anywhere?"""
+    spread = (x.amax(0) - x.amin(0)).reshape(x.shape[1], -1).amax(1)
+    return spread > VARIES_ATOL
 
 
 def _calibrate(model: nn.Module, norms: list[nn.BatchNorm2d], batch: torch.Tensor, generator: torch.Generator) -> None:
@@ -51,33 +70,6 @@ def _calibrate(model: nn.Module, norms: list[nn.BatchNorm2d], batch: torch.Tenso
         for norm in norms:
             norm.momentum = 0.1
     model.eval()
-
-
-def _execution_order(model: nn.Module, batch: torch.Tensor) -> list[SparseMixin]:
-    order: list[SparseMixin] = []
-    handles = [layer.register_forward_hook(lambda module, *_: order.append(module))  # type: ignore[attr-defined]
-               for layer in sparse_layers(model)]
-    try:
-        with torch.no_grad():
-            model(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return order
-
-
-def _live_inputs(model: nn.Module, layer: SparseMixin, batch: torch.Tensor) -> torch.Tensor:
-    """Bool per input channel of ``layer``: does it vary across the batch?"""
-    seen: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))  # type: ignore[attr-defined]
-    try:
-        with torch.no_grad():
-            model(batch)
-    finally:
-        handle.remove()
-    x = seen[0]
-    spread = (x.amax(0) - x.amin(0)).reshape(x.shape[1], -1).amax(1)
-    return spread > VARIES_ATOL
 
 
 def _budgeted_mask(layer: SparseMixin, live: torch.Tensor, sparsity: float) -> torch.Tensor:

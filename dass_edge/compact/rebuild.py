@@ -27,21 +27,15 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from dass_edge.compact import UnsupportedGraphError
+from dass_edge.compact.constants import encode, uniform_channels
 from dass_edge.compact.trace import Kind, tensor_inputs
 
-UNIFORM_ATOL = 1e-10  # float64 constants: border effects are O(weight), never this small
 
 
 @dataclass
 class _Value:
     node: fx.Node        # compact node holding the kept channels
     const: torch.Tensor  # float64, batch 1, all channels
-
-
-def uniform_channels(tensor: torch.Tensor) -> torch.Tensor:
-    """Per channel of a batch-1 tensor: is it the same at every spatial position?"""
-    flat = tensor[0].flatten(1) if tensor.dim() > 2 else tensor[0].unsqueeze(1)
-    return (flat.max(1).values - flat.min(1).values) <= UNIFORM_ATOL
 
 
 def apply_to_constant(node: fx.Node, module: nn.Module | None, inputs: list[torch.Tensor]) -> torch.Tensor:
@@ -156,10 +150,21 @@ class Rebuilder:
             with torch.no_grad():
                 producer.bias += _first_position(pending).float()
         else:
-            name = f"const_{len(self.values)}"
-            self.root.register_buffer(name, pending.float())
-            value.node = self.graph.call_function(operator.add, (value.node, self.graph.get_attr(name)))
+            value.node = self.graph.call_function(operator.add, (value.node, self._constant(pending)))
         value.const[:, index] = 0
+
+    def _constant(self, constant: torch.Tensor) -> fx.Node:
+        """Graph nodes yielding ``constant`` from its compact encoding (broadcast, full, or two factors)."""
+        encoded = encode(constant)
+        nodes = []
+        for tensor in encoded.tensors:
+            name = f"const_{len(list(self.root.buffers()))}"
+            self.root.register_buffer(name, tensor)
+            nodes.append(self.graph.get_attr(name))
+        if not encoded.factored:
+            return nodes[0]
+        product = self.graph.call_function(torch.matmul, tuple(nodes))
+        return self.graph.call_method("reshape", (product, encoded.shape))
 
     def _fresh_layer(self, compact: fx.Node) -> nn.Module | None:
         """The compact conv/linear producing ``compact`` if nothing reads it yet (so its bias may change)."""
