@@ -147,6 +147,8 @@ class Rebuilder:
             return
         producer = self._fresh_layer(value.node)
         if producer is not None and bool(uniform_channels(pending).all()):
+            if producer.bias is None:
+                producer.bias = nn.Parameter(torch.zeros(producer.weight.shape[0]))
             with torch.no_grad():
                 producer.bias += _first_position(pending).float()
         else:
@@ -180,17 +182,23 @@ class Rebuilder:
 
 
 def _resized(module: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> nn.Module:
-    """A plain layer like ``module`` holding ``weight`` (already cut to the kept channels) and ``bias``."""
+    """A plain layer like ``module`` holding ``weight`` (already cut to the kept channels) and ``bias``.
+
+    A bias is kept only where the original had one or constants were folded in, so a dense network
+    compacts to exactly its own parameter count.
+    """
+    has_bias = module.bias is not None or bool(bias.any())
     if isinstance(module, nn.Linear):
-        layer: nn.Module = nn.Linear(weight.shape[1], weight.shape[0])
+        layer: nn.Module = nn.Linear(weight.shape[1], weight.shape[0], bias=has_bias)
     else:
         if module.padding_mode != "zeros":
             raise UnsupportedGraphError(f"padding mode {module.padding_mode!r} is not supported")
         depthwise = module.groups > 1
         c_out = weight.shape[0]
         layer = nn.Conv2d(c_out if depthwise else weight.shape[1], c_out, module.kernel_size, module.stride,
-                          module.padding, module.dilation, groups=c_out if depthwise else 1)
+                          module.padding, module.dilation, groups=c_out if depthwise else 1, bias=has_bias)
     with torch.no_grad():
         layer.weight.copy_(weight)
-        layer.bias.copy_(bias)
+        if has_bias:
+            layer.bias.copy_(bias)
     return layer.eval()

@@ -130,7 +130,8 @@ def classify(node: fx.Node, modules: dict[str, nn.Module]) -> Kind:
             return Kind.AFFINE
         if node.target is torch.nn.functional.relu:
             return Kind.CLAMP
-    raise UnsupportedGraphError(f"compaction does not know the channel semantics of {node.format_node()}")
+    what = type(modules[node.target]).__name__ if node.op == "call_module" else str(node.target)
+    raise UnsupportedGraphError(f"compaction does not know the channel semantics of {what} ({node.name})")
 
 
 def tensor_inputs(node: fx.Node) -> list[fx.Node]:
