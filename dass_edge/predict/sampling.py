@@ -90,8 +90,16 @@ def sample(kernel_type: str, seed: int, index: int) -> Sample:
     return Sample(kernel_type, SAMPLERS[kernel_type](rng))
 
 
-def build(s: Sample) -> tuple[Any, dict[str, tuple[int, ...]]]:
-    """A one-kernel ONNX model (opset 18) and its input shapes."""
+LEAD_TYPES = ("conv-bn-relu", "dwconv-bn-relu")
+
+
+def build(s: Sample, lead: bool = False) -> tuple[Any, dict[str, tuple[int, ...]]]:
+    """A one-kernel ONNX model (opset 18) and its input shapes.
+
+    ``lead`` puts a 1x1 conv in front of a conv sample. Alone, ONNX Runtime wraps a conv in layout
+    reorders (NCHW -> NCHWc -> NCHW) that a conv inside a network mostly does without; timing
+    lead+conv minus the lead alone (``lead_only``) gives the conv's cost in context.
+    """
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
@@ -108,10 +116,14 @@ def build(s: Sample) -> tuple[Any, dict[str, tuple[int, ...]]]:
     t = s.kernel_type
     if t in ("conv-bn-relu", "dwconv-bn-relu"):
         inputs["x"] = (1, c["cin"], c["h"], c["h"])
+        source = "x"
+        if lead:
+            nodes.append(_lead_conv(const, rng, c["cin"], "x", "xl"))
+            source = "xl"
         w = const("w", rng.standard_normal((c["cout"], c["cin"] // c["groups"], c["k"], c["k"])).astype("float32"))
         b = const("b", np.zeros(c["cout"], "float32"))
         pad = c["dil"] * (c["k"] - 1) // 2
-        nodes.append(helper.make_node("Conv", ["x", w, b], ["y0" if c["relu"] else "y"], kernel_shape=[c["k"]] * 2,
+        nodes.append(helper.make_node("Conv", [source, w, b], ["y0" if c["relu"] else "y"], kernel_shape=[c["k"]] * 2,
                                       strides=[c["s"]] * 2, pads=[pad] * 4, dilations=[c["dil"]] * 2,
                                       group=c["groups"]))
         if c["relu"]:
@@ -145,16 +157,38 @@ def build(s: Sample) -> tuple[Any, dict[str, tuple[int, ...]]]:
         inputs["x"] = (1, c["cin"])
         w = const("w", rng.standard_normal((c["cout"], c["cin"])).astype("float32"))
         nodes.append(helper.make_node("Gemm", ["x", w, const("b", np.zeros(c["cout"], "float32"))], ["y"], transB=1))
+    elif t == "lead":
+        inputs["x"] = (1, c["cin"], c["h"], c["h"])
+        nodes.append(_lead_conv(const, rng, c["cin"], "x", "y"))
     else:
         raise ValueError(f"no builder for kernel type {t}")
+    return _model(t, nodes, inits, inputs), inputs
+
+
+def lead_only(s: Sample) -> tuple[Any, dict[str, tuple[int, ...]]]:
+    """The lead conv of ``build(s, lead=True)`` alone."""
+    return build(Sample("lead", s.config))
+
+
+def _lead_conv(const: Any, rng: Any, c: int, source: str, out: str) -> Any:
+    import numpy as np
+    from onnx import helper
+
+    w = const("wl", rng.standard_normal((c, c, 1, 1)).astype("float32"))
+    return helper.make_node("Conv", [source, w, const("bl", np.zeros(c, "float32"))], [out], kernel_shape=[1, 1])
+
+
+def _model(name: str, nodes: list[Any], inits: list[Any], inputs: dict[str, tuple[int, ...]]) -> Any:
+    from onnx import TensorProto, helper
+
     for i, node in enumerate(nodes):
         node.name = f"{node.op_type.lower()}_{i}"  # nn-Meter's IR keys nodes by name
     graph = helper.make_graph(
-        nodes, t, [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape)) for n, shape in inputs.items()],
+        nodes, name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape)) for n, shape in inputs.items()],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
-    return model, inputs
+    return model
 
 
 def detection_view(model: Any) -> Any:

@@ -24,32 +24,27 @@ def predictor_name(target: Any) -> str:
     return target.predictor or target.name
 
 
-def _export_onnx(checkpoint_path: Path, out_dir: Path) -> Path:
-    """ONNX of a checkpoint, through the export pipeline when present, else torch's dynamo exporter."""
+def _export_onnx(checkpoint_path: Path, out_dir: Path, channel_multiple: int = 1) -> Path:
+    """ONNX of a checkpoint as it is deployed: masks baked, compacted (export/compact.py), then exported
+    by the ONNX exporter (export/onnx.py). Compaction that fails falls back to the baked network."""
     from dass_edge import checkpoint
-
-    ckpt = checkpoint.load(checkpoint_path)
-    try:
-        from dass_edge.export.onnx import export_onnx  # the export engineer's exporter
-    except ImportError:
-        export_onnx = None
-    path = out_dir / f"{checkpoint_path.stem}.onnx"
-    if export_onnx is not None:
-        try:
-            return Path(export_onnx(ckpt, path))
-        except TypeError:
-            log.debug("export.onnx.export_onnx has another signature; using torch.onnx directly")
-    import torch
-
+    from dass_edge.export.onnx import write_onnx
     from dass_edge.search import sparse
 
-    model = sparse.bake(ckpt.build())
-    torch.onnx.export(model, (torch.zeros(ckpt.input_shape),), str(path), dynamo=True, external_data=False,
-                      verbose=False)
+    ckpt = checkpoint.load(checkpoint_path)
+    model = sparse.bake(ckpt.build()).eval()
+    try:
+        from dass_edge.export.compact import compact_model
+
+        model = compact_model(model, ckpt.input_shape, channel_multiple).model
+    except Exception as exc:  # a network compaction cannot trace is still predictable uncompacted
+        log.warning("compaction failed (%s); predicting the uncompacted network", exc)
+    path = out_dir / f"{checkpoint_path.stem}.onnx"
+    write_onnx(model, ckpt.input_shape, path)
     return path
 
 
-def _onnx_for(model: str | os.PathLike, work_dir: Path) -> tuple[Path, float | None]:
+def _onnx_for(model: str | os.PathLike, work_dir: Path, channel_multiple: int = 1) -> tuple[Path, float | None]:
     """(ONNX path, test accuracy if known) for an ONNX file, a checkpoint, or a file with an ONNX twin."""
     path = Path(model)
     if not path.is_file():
@@ -60,7 +55,7 @@ def _onnx_for(model: str | os.PathLike, work_dir: Path) -> tuple[Path, float | N
     if suffix in (".pt", ".pth"):
         from dass_edge import checkpoint
 
-        return _export_onnx(path, work_dir), checkpoint.load(path).test_accuracy
+        return _export_onnx(path, work_dir, channel_multiple), checkpoint.load(path).test_accuracy
     twin = path.with_suffix(".onnx")
     if twin.is_file():  # an export folder holds the ONNX file beside the .tflite/.xml
         return twin, None
@@ -77,7 +72,7 @@ def predict(model: str | os.PathLike, device: str, strict: bool = False, predict
     folder = store.resolve(predictor or predictor_name(target), use_nn_meter_cache)
     predictors = nnmeter.load_predictors(folder)
     with tempfile.TemporaryDirectory(prefix="dass-edge-predict-") as tmp:
-        onnx_path, accuracy = _onnx_for(model, Path(tmp))
+        onnx_path, accuracy = _onnx_for(model, Path(tmp), target.channel_multiple)
         prediction = nnmeter.predict_onnx(onnx_path, predictors, strict)
     result = {"model": str(model), "device": target.name, "runtime": target.runtime,
               "latency_source": "predicted", "median_ms": prediction.latency_ms, **prediction.to_dict()}
