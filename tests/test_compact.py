@@ -10,6 +10,7 @@ from torch import nn
 
 from dass_edge import checkpoint
 from dass_edge.compact import UnsupportedGraphError
+from dass_edge.compact.constants import encode
 from dass_edge.compact.masks import connected_masks
 from dass_edge.data.datasets import load_dataset
 from dass_edge.export.compact import compact_model
@@ -167,3 +168,18 @@ def test_compact_onnx_has_no_gathers_and_matches_in_onnx_runtime(arch, images, t
     for i in range(4):
         actual = session.run(None, {name: images[i : i + 1].numpy()})[0]
         assert abs(actual - expected[i : i + 1]).max() <= ATOL
+
+
+def test_border_maps_factor_exactly_into_low_rank():
+    """A uniform field through a zero-padded 3x3 conv varies only at the borders: rank <= 9, stored small."""
+    torch.manual_seed(0)
+    field = torch.full((1, 5, 16, 16), 0.7, dtype=torch.float64)
+    border_map = torch.nn.functional.conv2d(field, torch.randn(24, 5, 3, 3, dtype=torch.float64), padding=1)
+
+    encoded = encode(border_map)
+
+    assert encoded.factored
+    left, right = encoded.tensors
+    assert left.shape[1] <= 9 and left.numel() + right.numel() < border_map.numel()
+    assert (left.double() @ right.double() - border_map[0].reshape(24, -1)).abs().max() <= 1e-6
+    assert encode(border_map[:, :, 4:8, 4:8]).tensors[0].shape == (1, 24, 1, 1)  # the interior is uniform
