@@ -1,0 +1,57 @@
+"""The three networks the benchmarks compare, built with the toolkit's own train step and cached.
+
+DASS-Tiny (Table 2: 16 cells, 30 channels) with the genotype of a smoke search, sparse DARTS-V2 at its
+published size (20 cells, 36 channels) and a sparse MobileNet-v2 at width 1.0, all at 99% sparsity and
+32x32 inputs. Latency depends on the architecture, not on how well it was trained, so the smoke schedule
+(a few batches) is enough; the checkpoints are real ones, exported by the real pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from dass_edge.search.presets import PRESETS
+from dass_edge.targets import get_target
+from dass_edge.workflows import DataChoice, run_search, run_train
+
+log = logging.getLogger("benchmarks")
+SPARSITY = 0.99
+MODELS = ("dass-tiny", "mobilenet-v2", "darts-v2")
+
+
+def checkpoints(work: Path, names: tuple[str, ...] = MODELS) -> dict[str, Path]:
+    """name -> checkpoint, trained once into ``work`` and reused afterwards."""
+    preset = replace(PRESETS["smoke"], baseline_width=1.0)
+    data = DataChoice("mnist5k")
+    out: dict[str, Path] = {}
+    for name in names:
+        folder = work / name
+        found = sorted(folder.glob("*.pt")) if folder.is_dir() else []
+        if found:
+            out[name] = found[0]
+            continue
+        log.info("training %s (smoke schedule)", name)
+        if name == "dass-tiny":
+            search = run_search(data, preset, SPARSITY, work / "search", seed=0)
+            out[name] = run_train(f"dass:{search}", data, preset, SPARSITY, folder, variant="tiny")
+        elif name == "darts-v2":
+            out[name] = run_train("darts-v2", data, preset, SPARSITY, folder, variant="small")
+        else:
+            out[name] = run_train(name, data, preset, SPARSITY, folder)
+    return out
+
+
+def exported_files(checkpoint: Path, target_name: str, work: Path) -> dict[str, Path]:
+    """format -> exported file for every format the target exports (its main one and extra_formats)."""
+    from dass_edge.export.pipeline import export_checkpoint
+
+    manifest = export_checkpoint(checkpoint, get_target(target_name), work / "exported")
+    return manifest_files(manifest)
+
+
+def manifest_files(manifest) -> dict[str, Path]:  # noqa: ANN001
+    """format -> model file of an export manifest (sidecars such as OpenVINO's .bin are left out)."""
+    formats = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite"}
+    return {formats[Path(f).suffix]: Path(manifest.path) / f for f in manifest.files if Path(f).suffix in formats}
