@@ -87,3 +87,11 @@ def test_predict_a_trained_dass_checkpoint(store_env, small_predictor, trained_c
                   "coverage_macs", "test_accuracy"):
         assert field in bench
     assert bench["median_ms"] == pytest.approx(data["median_ms"])
+
+
+def test_has_predictor_follows_the_store(store_env, small_predictor):
+    from dass_edge.predict.service import has_predictor
+
+    assert not has_predictor("intel-cpu") and not has_predictor("adreno640")
+    store.add(small_predictor, "intel-cpu")
+    assert has_predictor("intel-cpu") and not has_predictor("adreno640")

@@ -39,6 +39,8 @@ def test_calibrated_dir_has_nn_meter_layout_and_metadata(predictor_dir):
     assert meta["device"] == "intel-cpu" and meta["runtime"] == "onnxruntime" and meta["runtime_version"]
     assert meta["held_out"]["conv-bn-relu"]["samples"] == 6 * calibrate.SAMPLE_WEIGHT["conv-bn-relu"]
     assert "ranges" in meta and meta["base_ms"] > 0
+    convs = [json.loads(line) for line in (predictor_dir / "samples" / "conv-bn-relu.jsonl").read_text().splitlines()]
+    assert all(r["ms"] > 0 and r["alone_ms"] > 0 for r in convs)  # timed alone and after a lead conv
 
 
 def test_nn_meter_class_predicts_a_dass_network_with_our_predictors(predictor_dir, dass_onnx):

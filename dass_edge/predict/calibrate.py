@@ -55,7 +55,18 @@ def _settings(device: str, seed: int, threads: int) -> dict[str, Any]:
     import onnxruntime
 
     return {"device": device, "runtime": "onnxruntime", "runtime_version": onnxruntime.__version__,
-            "threads": threads, "seed": seed, "machine": platform.processor() or platform.machine()}
+            "threads": threads, "seed": seed, "cpu": _cpu_name()}
+
+
+def _cpu_name() -> str:
+    """The CPU model: predictors are only valid on the CPU they were measured on."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _prepare(out_dir: Path, settings: dict[str, Any], fresh: bool) -> None:
@@ -144,8 +155,8 @@ def calibrate(device: str, out_dir: str | os.PathLike, samples: int = 200, seed:
               progress: bool = True) -> Path:
     """Measure ``samples`` kernels per type (x SAMPLE_WEIGHT) on ``device``, fit, write a predictor dir.
 
-    ``samples=300`` measures ~4,200 kernels in well under a minute on this CPU; ``samples=60`` is the
-    demo's. Re-running with the same arguments resumes; more samples extend the existing ones.
+    ``samples=60`` (the demo's) takes ~30 s on 2 busy cores, ``samples=300`` a few minutes. Re-running
+    with the same arguments resumes; more samples extend the existing ones.
     """
     try:
         import onnxruntime  # noqa: F401

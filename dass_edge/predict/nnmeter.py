@@ -176,28 +176,43 @@ def _is_ours(model: Any) -> bool:
     return isinstance(model, features.KernelRegressor)
 
 
-def predict_kernels(kernels: list[Kernel], predictors: PredictorDir, strict: bool = False) -> Prediction:
-    """Sum per-kernel predictions; our regressors get the extras, nn-Meter's released ones their own rows."""
-    by_type: dict[str, dict[str, float]] = {}
-    groups: dict[str, list[tuple[float, ...]]] = {}
-    for k in kernels:
-        key = k.kernel_type or k.op
-        entry = by_type.setdefault(key, {"found": 0, "predicted": 0, "ms": 0.0, "macs": 0.0, "macs_predicted": 0.0})
-        entry["found"] += 1
-        entry["macs"] += k.macs
+def kernel_ms(kernels: list[Kernel], predictors: PredictorDir) -> list[float | None]:
+    """Each kernel's predicted ms (None: no predictor). One predict call per kernel type, as nn-Meter does;
+    our regressors get the extras, nn-Meter's released ones their own rows."""
+    rows: dict[str, list[tuple[float, ...]]] = {}
+    where: dict[str, list[int]] = {}
+    for i, k in enumerate(kernels):
         model = predictors.models.get(k.kernel_type) if k.kernel_type else None
         if model is not None:
+            rows.setdefault(k.kernel_type, []).append(k.row + k.extra if _is_ours(model) else k.row)
+            where.setdefault(k.kernel_type, []).append(i)
+    out: list[float | None] = [None] * len(kernels)
+    for kernel_type, batch in rows.items():
+        for i, ms in zip(where[kernel_type], predictors.models[kernel_type].predict(batch)):
+            out[i] = float(ms)
+    return out
+
+
+def predict_kernels(kernels: list[Kernel], predictors: PredictorDir, strict: bool = False) -> Prediction:
+    """Per-kernel predictions summed, with the coverage of what was and was not predicted."""
+    ms = kernel_ms(kernels, predictors)
+    by_type: dict[str, dict[str, float]] = {}
+    for k, k_ms in zip(kernels, ms):
+        entry = by_type.setdefault(k.kernel_type or k.op,
+                                   {"found": 0, "predicted": 0, "ms": 0.0, "macs": 0.0, "macs_predicted": 0.0})
+        entry["found"] += 1
+        entry["macs"] += k.macs
+        if k_ms is not None:
             entry["predicted"] += 1
             entry["macs_predicted"] += k.macs
-            groups.setdefault(key, []).append(k.row + k.extra if _is_ours(model) else k.row)
-    for key, rows in groups.items():
-        by_type[key]["ms"] = float(sum(predictors.models[key].predict(rows)))
+            entry["ms"] += k_ms
+    body_ms = sum(m for m in ms if m is not None)
     found = sum(int(v["found"]) for v in by_type.values())
     predicted = sum(int(v["predicted"]) for v in by_type.values())
     total_macs = sum(v["macs"] for v in by_type.values())
     covered = sum(v["macs_predicted"] for v in by_type.values())
     prediction = Prediction(
-        latency_ms=predictors.base_ms + sum(v["ms"] for v in by_type.values()),
+        latency_ms=predictors.base_ms + body_ms,
         predictor=predictors.name, kernels_found=found, kernels_predicted=predicted,
         coverage_macs=covered / total_macs if total_macs else 1.0, by_type=by_type,
     )

@@ -24,6 +24,17 @@ def predictor_name(target: Any) -> str:
     return target.predictor or target.name
 
 
+def has_predictor(device: str) -> bool:
+    """Whether ``predict(model, device)`` would find a predictor (for the demo: skip devices without one)."""
+    from dass_edge.targets import get_target
+
+    try:
+        store.resolve(predictor_name(get_target(device)))
+    except InputError:
+        return False
+    return True
+
+
 def _export_onnx(checkpoint_path: Path, out_dir: Path, channel_multiple: int = 1) -> Path:
     """ONNX of a checkpoint as it is deployed: masks baked, compacted (export/compact.py), then exported
     by the ONNX exporter (export/onnx.py). Compaction that fails falls back to the baked network."""
