@@ -73,6 +73,7 @@ class Rebuilder:
         self.root = nn.Module()
         self.graph = fx.Graph()
         self.values: dict[fx.Node, _Value] = {}
+        self.origin: dict[fx.Node, list[fx.Node]] = {}  # compact node -> the original nodes it stands for
         self.handlers: dict[Kind, Callable[[fx.Node], None]] = {
             Kind.INPUT: self._input, Kind.DENSE: self._layer, Kind.DEPTHWISE: self._layer,
             Kind.CLAMP: self._nonlinear, Kind.MAXPOOL: self._nonlinear, Kind.AFFINE: self._affine,
@@ -108,7 +109,7 @@ class Rebuilder:
         bias[fold] = _first_position(const[:, keep_out])[fold]
         const[:, keep_out.nonzero().flatten()[fold]] = 0
         layer = _resized(module, weight, bias.float())
-        self.values[node] = _Value(self._call(node, layer, [source.node]), const)
+        self._define(node, self._call(node, layer, [source.node]), const)
 
     def _nonlinear(self, node: fx.Node) -> None:
         source_node = tensor_inputs(node)[0]
@@ -130,7 +131,11 @@ class Rebuilder:
         else:
             args = (*[s.node for s in sources], *node.args[len(sources):])
             compact = self.graph.call_function(node.target, args, dict(node.kwargs))
+        self._define(node, compact, const)
+
+    def _define(self, node: fx.Node, compact: fx.Node, const: torch.Tensor) -> None:
         self.values[node] = _Value(compact, const)
+        self.origin.setdefault(compact, []).append(node)  # several where an Identity aliases its input
 
     def _output(self, node: fx.Node) -> None:
         source_node = tensor_inputs(node)[0]
@@ -169,11 +174,27 @@ class Rebuilder:
         return self.graph.call_method("reshape", (product, encoded.shape))
 
     def _fresh_layer(self, compact: fx.Node) -> nn.Module | None:
-        """The compact conv/linear producing ``compact`` if nothing reads it yet (so its bias may change)."""
-        if compact.op != "call_module" or compact.users:
+        """A compact conv/linear whose bias may absorb a per-channel constant added to ``compact``.
+
+        ``compact`` must be unread so far; the layer is its producer, or feeds it only through adds whose
+        operands nothing else reads (the usual node sum of a DARTS cell: op_a(x) + op_b(y)).
+        """
+        if compact.users:
             return None
-        layer = getattr(self.root, compact.target)
-        return layer if isinstance(layer, (nn.Conv2d, nn.Linear)) else None
+        return self._bias_holder(compact)
+
+    def _bias_holder(self, compact: fx.Node) -> nn.Module | None:
+        if compact.op == "call_module":
+            layer = getattr(self.root, compact.target)
+            return layer if isinstance(layer, (nn.Conv2d, nn.Linear)) else None
+        if compact.op == "call_function" and compact.target is operator.add:
+            for operand in compact.args:
+                origins = self.origin.get(operand, [])
+                if len(operand.users) == 1 and origins and all(len(o.users) == 1 for o in origins):
+                    holder = self._bias_holder(operand)
+                    if holder is not None:
+                        return holder
+        return None
 
     def _call(self, node: fx.Node, module: nn.Module, args: list[fx.Node]) -> fx.Node:
         name = node.target.replace(".", "_")
