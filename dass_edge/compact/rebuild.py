@@ -179,7 +179,7 @@ class Rebuilder:
         ``compact`` must be unread so far; the layer is its producer, or feeds it only through adds whose
         operands nothing else reads (the usual node sum of a DARTS cell: op_a(x) + op_b(y)).
         """
-        if compact.users:
+        if compact.users or len(self.origin.get(compact, [])) > 1:  # read, or aliased by an Identity
             return None
         return self._bias_holder(compact)
 
