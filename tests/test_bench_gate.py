@@ -99,20 +99,28 @@ def _bench(args: list[str]):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, trained_checkpoint) -> tuple[Path, Path]:
-    """The smoke DASS checkpoint, and the same architecture with many more cells saved under the SAME
-    name in another folder: a new version of the model that got slower, as a CI gate should catch."""
+def models(tmp_path_factory, trained_checkpoint) -> dict[str, Path]:
+    """The smoke DASS checkpoint and its ONNX export for intel-cpu; and a version of the same model with
+    twice the cells and four times the channels, saved and exported under the SAME name elsewhere: a new version of
+    the model that got slower, as a CI gate should catch."""
     from dataclasses import replace
 
     from dass_edge import checkpoint
+    from dass_edge.export.pipeline import export_checkpoint
     from dass_edge.search.models import build_model
+    from dass_edge.targets import get_target
 
+    onnx_only = replace(get_target("intel-cpu"), extra_formats=())
     fast = trained_checkpoint("dass")
     ckpt = checkpoint.load(fast)
-    spec = replace(ckpt.spec, cells=ckpt.spec.cells * 4, channels=ckpt.spec.channels * 4)
+    spec = replace(ckpt.spec, cells=ckpt.spec.cells * 2, channels=ckpt.spec.channels * 4)
     slow = tmp_path_factory.mktemp("slow") / fast.name
     checkpoint.save(checkpoint.from_model(build_model(spec), spec, ckpt.sparsity, "pretrain"), slow)
-    return fast, slow
+    out = {"fast": fast, "export_dir": tmp_path_factory.mktemp("exported")}
+    for name, path, folder in (("fast", fast, out["export_dir"]), ("slow", slow, tmp_path_factory.mktemp("e2"))):
+        manifest = export_checkpoint(path, onnx_only, folder)
+        out[f"{name}_onnx"] = Path(manifest.path) / manifest.files[0]
+    return out
 
 
 QUICK_GATE = ["--device", "intel-cpu", "--threads", "1", "--warmup", "20", "--runs", "50", "--min-seconds", "0.2",
@@ -120,25 +128,27 @@ QUICK_GATE = ["--device", "intel-cpu", "--threads", "1", "--warmup", "20", "--ru
 
 
 def test_gate_through_cli_passes_same_model_and_fails_slower_one(models, tmp_path):
-    fast, slow = models
     baseline = tmp_path / "baselines" / "intel-cpu.json"
-    export = ["--export-dir", str(tmp_path / "exported")]
-    made = _bench([str(fast), *QUICK_GATE, *export, "--update-baseline", "--baseline", str(baseline), "--json"])
+    # From the checkpoint: the bench finds the current export (newer than the checkpoint) and reuses it.
+    made = _bench([str(models["fast"]), *QUICK_GATE, "--export-dir", str(models["export_dir"]), "--update-baseline",
+                   "--baseline", str(baseline), "--json"])
     assert made.exit_code == 0, made.output
-    assert fast.stem in json.loads(baseline.read_text())["entries"]
+    assert json.loads(made.stdout)["model"] == str(models["fast_onnx"])
+    assert models["fast"].stem in json.loads(baseline.read_text())["entries"]
 
     junit = tmp_path / "same.xml"
-    same = _bench([str(fast), *QUICK_GATE, *export, "--baseline", str(baseline), "--junit-xml", str(junit),
+    same = _bench([str(models["fast_onnx"]), *QUICK_GATE, "--baseline", str(baseline), "--junit-xml", str(junit),
                    "--tolerance", "0.5", "--json"])
     assert same.exit_code == 0, same.output
     result = json.loads(same.stdout)
     assert result["regression"] is False and result["baseline_median_ms"] > 0
+    assert result["model_key"] == models["fast"].stem  # from the manifest beside model.onnx
     assert result["latency_source"] == "local" and result["test_accuracy"] is not None
     assert ET.parse(junit).getroot().get("failures") == "0"
 
     junit = tmp_path / "slow.xml"
-    slower = _bench([str(slow), *QUICK_GATE, "--export-dir", str(tmp_path / "exported-slow"),
-                     "--baseline", str(baseline), "--junit-xml", str(junit), "--tolerance", "0.5", "--json"])
+    slower = _bench([str(models["slow_onnx"]), *QUICK_GATE, "--baseline", str(baseline), "--junit-xml", str(junit),
+                     "--tolerance", "0.5", "--json"])
     assert slower.exit_code == 10, slower.output
     assert json.loads(slower.stdout)["regression"] is True and json.loads(slower.stdout)["ratio"] > 1.5
     assert "error:" in slower.stderr and "baseline" in slower.stderr
@@ -148,9 +158,9 @@ def test_gate_through_cli_passes_same_model_and_fails_slower_one(models, tmp_pat
 def test_cli_errors_have_their_exit_codes(tmp_path, models):
     missing = _bench([str(tmp_path / "nope.onnx"), "--device", "intel-cpu"])
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
-    unknown = _bench([str(models[0]), "--device", "no-such-board"])
+    unknown = _bench([str(models["fast_onnx"]), "--device", "no-such-board"])
     assert unknown.exit_code == 2 and "unknown target" in unknown.stderr
     no_entry = tmp_path / "b.json"
     gate.write_baseline(no_entry, "other", BASE)
-    absent = _bench([str(models[0]), *QUICK_GATE, "--export-dir", str(tmp_path / "e"), "--baseline", str(no_entry)])
+    absent = _bench([str(models["fast_onnx"]), *QUICK_GATE, "--baseline", str(no_entry)])
     assert absent.exit_code == 2 and "has no entry" in absent.stderr

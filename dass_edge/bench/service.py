@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from dass_edge.errors import DassEdgeError, InputError
 
 log = logging.getLogger(__name__)
 
+MANIFEST = "manifest.json"
 MODEL_EXTENSIONS = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".pt": "torch", ".pth": "torch"}
 
 
@@ -52,17 +53,38 @@ def _load_checkpoint(path: Path):  # -> Checkpoint | None
         return None
 
 
-def _manifest_accuracy(model: Path) -> float | None:
-    """test_accuracy from the export manifest beside an exported file, when there is one."""
-    manifest = model.parent / "manifest.json"
+def _read_manifest(folder: Path) -> dict[str, Any]:
     try:
-        return json.loads(manifest.read_text()).get("test_accuracy")
-    except (OSError, ValueError, AttributeError):
+        data = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("files") else {}
+
+
+def _manifest_of(model: Path) -> dict[str, Any]:
+    """The export manifest beside an exported file ({} when there is none): its model name and accuracy."""
+    manifest = _read_manifest(model.parent)
+    return manifest if model.name in manifest.get("files", ()) else {}
+
+
+def _current_export(checkpoint: Path, target, export_dir: Path) -> Path | None:  # noqa: ANN001
+    """An export of this checkpoint for this target that is newer than the checkpoint, if there is one."""
+    folder = export_dir / checkpoint.stem / target.name
+    manifest = _read_manifest(folder)
+    if manifest.get("format") != target.format or manifest.get("checkpoint") != str(checkpoint):
         return None
+    main = folder / manifest["files"][0]
+    if main.is_file() and (folder / MANIFEST).stat().st_mtime >= checkpoint.stat().st_mtime:
+        return main
+    return None
 
 
 def resolve_model(request: BenchRequest, target) -> ResolvedModel:  # noqa: ANN001
-    """A model file as given, or a checkpoint exported first in the target's default format."""
+    """A model file as given, or a checkpoint exported first in the target's format.
+
+    Only the target's main format is exported (extra formats such as intel-cpu's TFLite take minutes and
+    are not measured), and an export already newer than the checkpoint is reused.
+    """
     path = request.model
     if not path.is_file():
         raise InputError(f"{path} does not exist")
@@ -71,11 +93,16 @@ def resolve_model(request: BenchRequest, target) -> ResolvedModel:  # noqa: ANN0
                          f"({', '.join(MODEL_EXTENSIONS)})")
     ckpt = _load_checkpoint(path) if path.suffix.lower() in (".pt", ".pth") else None
     if ckpt is None:
-        return ResolvedModel(path, path.stem, _manifest_accuracy(path), None)
-    from dass_edge.export.pipeline import export_checkpoint
-    log.info("exporting %s for %s (%s)", path.name, target.name, target.format)
-    manifest = export_checkpoint(path, target, request.export_dir)
-    exported = Path(manifest.model_path) if hasattr(manifest, "model_path") else Path(manifest.files[0])
+        manifest = _manifest_of(path)
+        return ResolvedModel(path, manifest.get("model") or path.stem, manifest.get("test_accuracy"), None)
+    exported = _current_export(path, target, request.export_dir)
+    if exported is None:
+        from dass_edge.export.pipeline import export_checkpoint
+        log.info("exporting %s for %s (%s)", path.name, target.name, target.format)
+        manifest = export_checkpoint(path, replace(target, extra_formats=()), request.export_dir)
+        exported = Path(manifest.path) / manifest.files[0]  # the target's main format comes first
+    else:
+        log.info("using the current export %s", exported)
     return ResolvedModel(exported, path.stem, ckpt.test_accuracy, path)
 
 
@@ -136,7 +163,9 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
         result["test_accuracy"] = model.test_accuracy
         if model.checkpoint is not None:
             result["checkpoint"] = str(model.checkpoint)
-        key = request.baseline_key or model.key
+        # one device file can hold the same model in several runtimes (intel-cpu: ONNX Runtime, OpenVINO...)
+        key = request.baseline_key or (model.key if result["runtime"] == target.runtime
+                                       else f"{model.key}@{result['runtime']}")
     result["model_key"] = key
     if request.update_baseline:
         path = request.baseline or default_baseline(target.name)
