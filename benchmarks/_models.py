@@ -43,12 +43,19 @@ def checkpoints(work: Path, names: tuple[str, ...] = MODELS) -> dict[str, Path]:
     return out
 
 
-def exported_files(checkpoint: Path, target_name: str, work: Path) -> dict[str, Path]:
-    """format -> exported file for every format the target exports (its main one and extra_formats)."""
+def exported_files(checkpoint: Path, target_name: str, work: Path, formats: tuple[str, ...] = ()
+                   ) -> dict[str, Path]:
+    """format -> exported file: the target's formats (main and extra), or only ``formats`` when given
+    (the first becomes the main one), each set in its own folder so the exports do not replace each other."""
     from dass_edge.export.pipeline import export_checkpoint
+    from dass_edge.targets import RUNTIMES_OF_FORMAT
 
-    manifest = export_checkpoint(checkpoint, get_target(target_name), work / "exported")
-    return manifest_files(manifest)
+    target = get_target(target_name)
+    if formats:
+        target = replace(target, format=formats[0], runtime=RUNTIMES_OF_FORMAT[formats[0]][0],
+                         extra_formats=tuple(formats[1:]))
+    out = work / ("exported-" + "-".join(formats) if formats else "exported")
+    return manifest_files(export_checkpoint(checkpoint, target, out))
 
 
 def manifest_files(manifest) -> dict[str, Path]:  # noqa: ANN001

@@ -196,7 +196,7 @@ def _torch(path, threads, device):
     model = torch.jit.load(path, map_location=device).eval()
 
     def run(x):
-        with torch.inference_mode():
+        with torch.no_grad():  # inference_mode is missing from the older torch builds boards carry
             y = model(torch.from_numpy(x).to(device))
             if y.is_cuda:
                 torch.cuda.synchronize()

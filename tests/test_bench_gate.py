@@ -164,3 +164,15 @@ def test_cli_errors_have_their_exit_codes(tmp_path, models):
     gate.write_baseline(no_entry, "other", BASE)
     absent = _bench([str(models["fast_onnx"]), *QUICK_GATE, "--baseline", str(no_entry)])
     assert absent.exit_code == 2 and "has no entry" in absent.stderr
+
+
+def test_cli_other_runtime_and_device(models, tmp_path):
+    """--runtime picks another runtime for the same file (OpenVINO reads ONNX); --runtime-device is checked."""
+    quick = ["--device", "intel-cpu", "--runs", "5", "--warmup", "1", "--min-seconds", "0", "--json"]
+    got = _bench([str(models["fast_onnx"]), *quick, "--runtime", "openvino", "--update-baseline", "--baseline",
+                  str(tmp_path / "b.json")])
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.stdout)["runtime"] == "openvino"
+    assert json.loads(got.stdout)["model_key"] == f"{models['fast'].stem}@openvino"
+    missing = _bench([str(models["fast_onnx"]), *quick, "--runtime", "openvino", "--runtime-device", "NO_SUCH_DEV"])
+    assert missing.exit_code == 2 and "no NO_SUCH_DEV device" in missing.stderr

@@ -18,6 +18,7 @@ import numpy as np
 
 from dass_edge import agent
 from dass_edge.bench.stats import summarize_ns
+from dass_edge.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ class Settings:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        from dass_edge.errors import InputError
         if self.warmup < 0 or self.runs < 1 or self.min_seconds < 0 or self.rounds < 1:
             raise InputError("need --warmup >= 0, --runs >= 1, --min-seconds >= 0 and --rounds >= 1")
         if self.threads is not None and self.threads < 1:

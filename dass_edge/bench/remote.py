@@ -38,6 +38,10 @@ def _one_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+class _UnknownHostKey(Exception):
+    """Raised by our host-key policy: the board's key is not in known_hosts."""
+
+
 def connect(board: Board):  # -> paramiko.SSHClient
     """An SSH client logged in to ``board``; any failure is one RemoteError naming what to fix."""
     try:
@@ -90,10 +94,6 @@ def connect(board: Board):  # -> paramiko.SSHClient
         client.close()
         raise RemoteError(f"SSH to {board.destination} failed: {_one_line(str(exc))}") from None
     return client
-
-
-class _UnknownHostKey(Exception):
-    pass
 
 
 def _run(client, command: str, timeout_s: float, board: Board) -> tuple[int, str, str]:  # noqa: ANN001

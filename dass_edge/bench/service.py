@@ -28,6 +28,7 @@ class BenchRequest:
     device: str
     settings: Settings = field(default_factory=Settings)
     runtime: str | None = None
+    runtime_device: str | None = None  # default: the target's (e.g. OpenVINO GPU, torch cuda)
     export_dir: Path = Path("exported")
     board: dict[str, Any] = field(default_factory=dict)  # --board/--inventory/--host... (None = not given)
     baseline: Path | None = None
@@ -117,16 +118,17 @@ def runtime_for(request: BenchRequest, target, model: Path) -> str | None:  # no
 
 def _measure(request: BenchRequest, target, model: ResolvedModel) -> dict[str, Any]:  # noqa: ANN001
     runtime = runtime_for(request, target, model.path)
+    device = request.runtime_device or target.runtime_device
     if target.latency_source == "ssh":
         from dass_edge.bench.inventory import resolve_board
         from dass_edge.bench.remote import measure_remote
         options = dict(request.board)
         board = resolve_board(options.pop("board", None) or target.name, options.pop("inventory", None), **options)
-        args = request.settings.agent_args() + ["--device", target.runtime_device]
+        args = request.settings.agent_args() + ["--device", device]
         raw = measure_remote(board, model.path, args + (["--runtime", runtime] if runtime else []))
         raw["host"] = board.destination
     else:
-        raw = measure_file(model.path, request.settings, runtime, target.runtime_device)
+        raw = measure_file(model.path, request.settings, runtime, device)
     result = result_from_timing(raw, device=target.name, latency_source=target.latency_source,
                                 settings=request.settings, model=str(model.path))
     if "host" in raw:

@@ -51,6 +51,9 @@ def bench(
                        ] = None,
     runtime: Annotated[str | None, typer.Option("--runtime", help="onnxruntime, openvino, litert, "
                                                 "tflite-runtime or torch (default: the file's format).")] = None,
+    runtime_device: Annotated[str | None, typer.Option("--runtime-device", help="Device inside the runtime, "
+                                                       "e.g. OpenVINO GPU or NPU, torch cuda (default: the "
+                                                       "target's).")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="Baseline JSON to compare with, e.g. "
                                                   "benchmarks/baselines/intel-cpu.json.")] = None,
     baseline_key: Annotated[str | None, typer.Option("--baseline-key", help="Entry in the baseline file "
@@ -94,7 +97,7 @@ def bench(
     gated = baseline is not None or update_baseline
     settings = Settings(warmup, runs, min_seconds, rounds or (5 if gated else 1), threads)
     request = BenchRequest(
-        model=model, device=device, settings=settings, runtime=runtime, export_dir=export_dir,
+        model=model, device=device, settings=settings, runtime=runtime, runtime_device=runtime_device, export_dir=export_dir,
         board={"board": board, "inventory": inventory, "host": host, "user": user, "port": port, "key": key,
                "python": python, "known_hosts": known_hosts, "run_timeout_s": remote_timeout},
         baseline=baseline, baseline_key=baseline_key, tolerance=tolerance, update_baseline=update_baseline)
