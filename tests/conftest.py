@@ -6,11 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from dass_edge.search.presets import PRESETS
 from dass_edge.workflows import DataChoice, run_search, run_train
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# One intra-op thread: with two, torch's OpenMP workers spin against every other process on a 2-core
+# machine and small-model training slowed down tenfold when anything else ran beside the tests.
+torch.set_num_threads(int(os.environ.get("DASS_EDGE_TEST_THREADS", "1")))
 
 
 def side_python(name: str) -> Path:

@@ -17,9 +17,9 @@ from dass_edge.workflows import DataChoice, run_search, run_train
 def _print_summary(result: dict[str, Any]) -> None:
     console = Console()
     accuracy = result["test_accuracy"]
+    shown = "unknown" if accuracy is None else f"{accuracy:.2%}"
     console.print(f"[bold]{result['arch']}[/] ({result['variant']}) at sparsity {result['sparsity']:g}: "
-                  f"{result['nonzero_params']:,}/{result['params']:,} weights non-zero, "
-                  f"test accuracy {accuracy:.2%}" if accuracy is not None else "")
+                  f"{result['nonzero_params']:,}/{result['params']:,} weights non-zero, test accuracy {shown}")
     if "genotype" in result:
         console.print(f"genotype: {result['genotype']}")
     console.print(f"checkpoint: {result['checkpoint']}")

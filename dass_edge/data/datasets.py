@@ -95,7 +95,7 @@ def _mnist5k(data_dir: Path | None, image_size: int) -> Dataset:
 def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         data = f.read()
-    _, _, dtype_code, ndim = struct.unpack(">HBBB", data[:4])
+    _, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if dtype_code != 0x08:
         raise InputError(f"{path}: unsupported IDX element type {dtype_code:#x}")
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
