@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # ONNX Runtime's CPU provider fuses Conv+Relu (FusedConv) for plain and depthwise convs.
 FUSION_RULES = {"BF_conv_relu": {"obey": True}, "BF_dwconv_relu": {"obey": True}}
 SETTINGS_FILE = "calibration.json"
+REORDERS_MODELLED = True
 # Convs carry most of a network's latency and have the most varied cost: they get more samples.
 SAMPLE_WEIGHT = {"conv-bn-relu": 3, "dwconv-bn-relu": 2}
 
@@ -93,11 +94,16 @@ def _base_ms(threads: int) -> float:
 
 def _measure_one(s: sampling.Sample, rules: Path, threads: int, base_ms: float) -> dict[str, Any]:
     model, inputs = sampling.build(s)
-    kernels = [k for k in nnmeter.detect_kernels(sampling.detection_view(model), rules) if k.kernel_type == s.kernel_type]
-    if len(kernels) != 1:
-        raise RuntimeError(f"kernel detection found {len(kernels)} {s.kernel_type} kernels in its own sample")
+    if s.kernel_type == "reorder":  # not an nn-Meter kernel: ortgraph.py finds reorders, by (h, c)
+        row, extra = [s.config["h"], s.config["c"]], []
+    else:
+        kernels = [k for k in nnmeter.detect_kernels(sampling.detection_view(model), rules)
+                   if k.kernel_type == s.kernel_type]
+        if len(kernels) != 1:
+            raise RuntimeError(f"kernel detection found {len(kernels)} {s.kernel_type} kernels in its own sample")
+        row, extra = list(kernels[0].row), list(kernels[0].extra)
     ms = ortclock.median_ms(ortclock.session(model, threads), inputs)
-    record = {"config": s.config, "row": list(kernels[0].row), "extra": list(kernels[0].extra),
+    record = {"config": s.config, "row": row, "extra": extra,
               "ms": max(ms - base_ms, 1e-4), "raw_ms": ms}
     if s.kernel_type in sampling.LEAD_TYPES:  # cost in context: (lead + conv) - lead
         led, led_inputs = sampling.build(s, lead=True)
@@ -112,7 +118,7 @@ def target_ms(record: dict[str, Any]) -> float:
     """The latency a regressor learns. A conv timed alone pays layout reorders that a conv inside a
     network mostly skips; timed after a lead conv it skips them but its output reorder is charged to the
     lead. The two bracket the in-network cost, and their geometric mean is the estimate we fit."""
-    if "alone_ms" in record:
+    if "alone_ms" in record and not REORDERS_MODELLED:
         return math.sqrt(record["ms"] * max(record["alone_ms"], 1e-4))
     return record["ms"]
 

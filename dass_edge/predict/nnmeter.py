@@ -157,6 +157,7 @@ class Prediction:
     kernels_predicted: int
     coverage_macs: float
     by_type: dict[str, dict[str, float]]  # type -> found, predicted, ms, macs, macs_predicted
+    runtime: dict[str, float] = field(default_factory=dict)  # reorders / folded adds (ortgraph.py)
 
     @property
     def complete(self) -> bool:
@@ -169,7 +170,7 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         return {"latency_ms": self.latency_ms, "predictor": self.predictor, "kernels_found": self.kernels_found,
                 "kernels_predicted": self.kernels_predicted, "coverage_macs": self.coverage_macs,
-                "missing_types": self.missing_types, "by_type": self.by_type}
+                "missing_types": self.missing_types, "by_type": self.by_type, "runtime_graph": self.runtime}
 
 
 def _is_ours(model: Any) -> bool:
@@ -193,9 +194,17 @@ def kernel_ms(kernels: list[Kernel], predictors: PredictorDir) -> list[float | N
     return out
 
 
-def predict_kernels(kernels: list[Kernel], predictors: PredictorDir, strict: bool = False) -> Prediction:
-    """Per-kernel predictions summed, with the coverage of what was and was not predicted."""
+def predict_kernels(kernels: list[Kernel], predictors: PredictorDir, strict: bool = False,
+                    graph: Any = None) -> Prediction:
+    """Per-kernel predictions summed, with the coverage of what was and was not predicted.
+
+    ``graph`` (an ortgraph.RuntimeGraph, our ONNX Runtime predictors only) adds the runtime's layout
+    reorders and drops the adds it folds into convs.
+    """
     ms = kernel_ms(kernels, predictors)
+    runtime: dict[str, float] = {}
+    if graph is not None:
+        ms, runtime = _runtime_adjust(kernels, ms, predictors, graph)
     by_type: dict[str, dict[str, float]] = {}
     for k, k_ms in zip(kernels, ms):
         entry = by_type.setdefault(k.kernel_type or k.op,
@@ -206,7 +215,7 @@ def predict_kernels(kernels: list[Kernel], predictors: PredictorDir, strict: boo
             entry["predicted"] += 1
             entry["macs_predicted"] += k.macs
             entry["ms"] += k_ms
-    body_ms = sum(m for m in ms if m is not None)
+    body_ms = sum(m for m in ms if m is not None) + runtime.get("reorder_ms", 0.0)
     found = sum(int(v["found"]) for v in by_type.values())
     predicted = sum(int(v["predicted"]) for v in by_type.values())
     total_macs = sum(v["macs"] for v in by_type.values())
@@ -214,7 +223,7 @@ def predict_kernels(kernels: list[Kernel], predictors: PredictorDir, strict: boo
     prediction = Prediction(
         latency_ms=predictors.base_ms + body_ms,
         predictor=predictors.name, kernels_found=found, kernels_predicted=predicted,
-        coverage_macs=covered / total_macs if total_macs else 1.0, by_type=by_type,
+        coverage_macs=covered / total_macs if total_macs else 1.0, by_type=by_type, runtime=runtime,
     )
     if strict and not prediction.complete:
         missing = ", ".join(f"{t} ({int(by_type[t]['found'] - by_type[t]['predicted'])})"
@@ -224,9 +233,30 @@ def predict_kernels(kernels: list[Kernel], predictors: PredictorDir, strict: boo
     return prediction
 
 
+def _runtime_adjust(kernels: list[Kernel], ms: list[float | None], predictors: PredictorDir,
+                    graph: Any) -> tuple[list[float | None], dict[str, float]]:
+    """Scale add kernels by the share ONNX Runtime leaves unfolded; predict its reorders (a calibrated
+    'reorder' sample is a pair of reorders, hence the half)."""
+    adds = {i for i, k in enumerate(kernels) if k.kernel_type == "add" and ms[i] is not None}
+    keep = min(1.0, graph.adds_left / len(adds)) if adds else 1.0
+    adjusted = [m * keep if i in adds and m is not None else m for i, m in enumerate(ms)]
+    pairs = predictors.models["reorder"].predict([[h, c] for h, c in graph.reorders]) if graph.reorders else []
+    return adjusted, {"reorders": len(graph.reorders), "reorder_ms": float(sum(pairs)) / 2,
+                      "adds_folded": max(0, len(adds) - graph.adds_left)}
+
+
+def _uses_runtime_graph(predictors: PredictorDir) -> bool:
+    return predictors.metadata.get("runtime") == "onnxruntime" and "reorder" in predictors.models
+
+
 def predict_onnx(onnx_path: str | os.PathLike, predictors: PredictorDir, strict: bool = False) -> Prediction:
     """Detect the kernels of an ONNX file under the predictors' fusion rules, then predict them."""
     kernels = detect_kernels(onnx_path, predictors.fusion_rules)
     counts = Counter(k.kernel_type or k.op for k in kernels)
     log.info("kernels in %s: %s", onnx_path, dict(counts))
-    return predict_kernels(kernels, predictors, strict)
+    graph = None
+    if _uses_runtime_graph(predictors):
+        from dass_edge.predict import ortgraph
+
+        graph = ortgraph.inspect(onnx_path, int(predictors.metadata.get("threads", 1)))
+    return predict_kernels(kernels, predictors, strict, graph)

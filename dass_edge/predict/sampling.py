@@ -65,6 +65,11 @@ def _pool(rng: random.Random) -> dict[str, Any]:
     return {**_tensor(rng, 512), "k": 3, "s": rng.choice((1, 2))}
 
 
+def _reorder(rng: random.Random) -> dict[str, Any]:
+    cfg = _tensor(rng, 640)  # ONNX Runtime reorders only channel counts that are multiples of 4
+    return {**cfg, "c": max(4, 4 * round(cfg["c"] / 4))}
+
+
 def _concat(rng: random.Random) -> dict[str, Any]:
     h = rng.choice(SIZES)
     return {"h": h, "cs": [_channels(rng, 4, 256) for _ in range(rng.choice((2, 3, 4)))]}
@@ -78,7 +83,7 @@ def _fc(rng: random.Random) -> dict[str, Any]:
 SAMPLERS = {
     "conv-bn-relu": _conv, "dwconv-bn-relu": _dwconv, "relu": _tensor, "bn": _tensor, "add": _tensor,
     "split": _tensor, "maxpool": _pool, "avgpool": _pool, "global-avgpool": _tensor, "concat": _concat,
-    "fc": _fc,
+    "fc": _fc, "reorder": _reorder,
 }
 KERNEL_TYPES: tuple[str, ...] = tuple(SAMPLERS)
 
@@ -91,6 +96,7 @@ def sample(kernel_type: str, seed: int, index: int) -> Sample:
 
 
 LEAD_TYPES = ("conv-bn-relu", "dwconv-bn-relu")
+NCHWC = "com.microsoft.nchwc"  # ONNX Runtime's blocked-layout ops
 
 
 def build(s: Sample, lead: bool = False) -> tuple[Any, dict[str, tuple[int, ...]]]:
@@ -157,6 +163,10 @@ def build(s: Sample, lead: bool = False) -> tuple[Any, dict[str, tuple[int, ...]
         inputs["x"] = (1, c["cin"])
         w = const("w", rng.standard_normal((c["cout"], c["cin"])).astype("float32"))
         nodes.append(helper.make_node("Gemm", ["x", w, const("b", np.zeros(c["cout"], "float32"))], ["y"], transB=1))
+    elif t == "reorder":  # NCHW -> NCHWc -> NCHW: two reorders, as ONNX Runtime inserts them
+        inputs["x"] = (1, c["c"], c["h"], c["h"])
+        nodes.append(helper.make_node("ReorderInput", ["x"], ["t"], domain=NCHWC))
+        nodes.append(helper.make_node("ReorderOutput", ["t"], ["y"], domain=NCHWC, channels=c["c"]))
     elif t == "lead":
         inputs["x"] = (1, c["cin"], c["h"], c["h"])
         nodes.append(_lead_conv(const, rng, c["cin"], "x", "y"))
@@ -186,7 +196,7 @@ def _model(name: str, nodes: list[Any], inits: list[Any], inputs: dict[str, tupl
     graph = helper.make_graph(
         nodes, name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape)) for n, shape in inputs.items()],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(NCHWC, 1)])
     model.ir_version = 8
     return model
 
