@@ -133,3 +133,22 @@ def test_measure_file_times_each_runtime(runtime, onnx13, tmp_path):
     assert result["runtime"] == runtime and result["runtime_version"]
     assert result["count"] == 15 and len(result["round_medians_ms"]) == 3 and result["threads"] == 1
     assert result["input_shape"] == [1, 3, 16, 16] and result["min_ms"] <= result["median_ms"] <= result["max_ms"]
+
+
+def test_agent_runs_openvino_2021_legacy_api(tmp_path, onnx13):
+    """The NCS2's runtime (OpenVINO 2021.4, Inference Engine API) reads IR v10 with opset1 ops."""
+    import openvino as ov
+    from openvino import passes
+
+    from dass_edge.export.ov_opset1 import to_opset1
+
+    model = ov.convert_model(str(onnx13))
+    to_opset1(model)
+    manager = passes.Manager()
+    manager.register_pass(passes.Serialize(str(tmp_path / "m.xml"), str(tmp_path / "m.bin"), passes.Version.IR_V10))
+    manager.run_passes(model)
+    code, out = _run_agent(side_python("ov2021"), tmp_path, "m.xml", "--runs", "3", "--min-seconds", "0",
+                           "--threads", "1", "--device", "CPU")
+    assert code == 0, out
+    assert out["runtime"] == "openvino" and out["runtime_version"].startswith("2021.4")
+    assert out["input_shape"] == [1, 3, 16, 16] and len(out["rounds_ns"][0]) == 3
