@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 # ONNX Runtime's CPU provider fuses Conv+Relu (FusedConv) for plain and depthwise convs.
 FUSION_RULES = {"BF_conv_relu": {"obey": True}, "BF_dwconv_relu": {"obey": True}}
 SETTINGS_FILE = "calibration.json"
-REORDERS_MODELLED = True
 # Convs carry most of a network's latency and have the most varied cost: they get more samples.
 SAMPLE_WEIGHT = {"conv-bn-relu": 3, "dwconv-bn-relu": 2}
 
@@ -115,11 +114,10 @@ def _measure_one(s: sampling.Sample, rules: Path, threads: int, base_ms: float) 
 
 
 def target_ms(record: dict[str, Any]) -> float:
-    """The latency a regressor learns. A conv timed alone pays layout reorders that a conv inside a
-    network mostly skips; timed after a lead conv it skips them but its output reorder is charged to the
-    lead. The two bracket the in-network cost, and their geometric mean is the estimate we fit."""
-    if "alone_ms" in record and not REORDERS_MODELLED:
-        return math.sqrt(record["ms"] * max(record["alone_ms"], 1e-4))
+    """The latency a regressor learns. A conv timed alone pays the layout reorders ONNX Runtime wraps
+    around a lone blocked conv; inside a network most of those are absent, and the ones that remain are
+    added by ortgraph.py. So convs learn their cost after a lead conv (``ms``); ``alone_ms`` is kept for
+    comparison (learning it, or the geometric mean of both, was worse on the benchmark: docs/predict.md)."""
     return record["ms"]
 
 
@@ -224,7 +222,7 @@ def _write_metadata(out: Path, settings: dict[str, Any], base_ms: float, fits: l
         "held_out": {f.kernel_type: {"samples": f.samples, "held_out": f.held_out,
                                      "median_error": clean(f.median_error), "within_10pct": clean(f.within_10pct)}
                      for f in fits},
-        "conv_target": "geometric mean of the conv timed alone and after a 1x1 lead conv (calibrate.target_ms)",
+        "conv_target": "conv timed after a 1x1 lead conv (calibrate.target_ms); reorders from ortgraph.py",
         "seconds": round(seconds, 1),
     }
     (out / "metadata.json").write_text(json.dumps(metadata, indent=2))
