@@ -18,6 +18,7 @@ bias or as one Add of a constant tensor (the per-position bias).
 
 from __future__ import annotations
 
+import copy
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,6 +126,9 @@ class Rebuilder:
         if isinstance(module, (nn.Identity, nn.Dropout)):
             compact = sources[0].node
         elif module is not None:
+            if getattr(module, "inplace", False):  # the compact tensor may be an alias read elsewhere
+                module = copy.copy(module)
+                module.inplace = False
             compact = self._call(node, module, [sources[0].node])
         elif node.target is torch.cat:
             compact = self.graph.call_function(torch.cat, ([s.node for s in sources],), {"dim": 1})

@@ -31,7 +31,7 @@ class Kind(Enum):
 
 
 _CLAMPS = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
-_AFFINE_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity, nn.Dropout, nn.Flatten)
+_AFFINE_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Identity, nn.Dropout)
 
 
 def prepare(model: nn.Module, input_shape: tuple[int, ...]) -> fx.GraphModule:
