@@ -31,7 +31,7 @@ run = lambda x: session.run(None, {name: x})[0]
 from openvino.inference_engine import IECore
 core = IECore()
 network = core.read_network(MODEL, MODEL[:-4] + ".bin")
-executable = core.load_network(network, "CPU")
+executable = core.load_network(network, "CPU", {"ENFORCE_BF16": "NO"})  # bf16 on AMX CPUs otherwise
 name = next(iter(network.input_info))
 run = lambda x: next(iter(executable.infer({name: x}).values()))
 """,
