@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 
-import torch
+from predict_helpers import export_tiny_dass
 from typer.testing import CliRunner
 
 from dass_edge.cli.app import app
 from dass_edge.predict import calibrate, store
-from dass_edge.search import sparse
-from dass_edge.search.models import ModelSpec, build_model
 
 TARGET = """
 name = "own-predicted"
@@ -36,9 +34,7 @@ def test_bench_of_a_predicted_target(tmp_path, monkeypatch):
     monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "store"))
     folder = calibrate.calibrate("intel-cpu", tmp_path / "cal", samples=4, progress=False)
     store.add(folder, "host-cpu-own")
-    model = tmp_path / "darts.onnx"
-    torch.onnx.export(sparse.bake(build_model(ModelSpec("darts-v2", cells=3, channels=8)).eval()),
-                      (torch.randn(1, 3, 32, 32),), str(model), dynamo=True, external_data=False, verbose=False)
+    model = export_tiny_dass(tmp_path / "darts.onnx")
     result = CliRunner().invoke(app, ["bench", str(model), "--device", "own-predicted", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output[result.output.index("{"):])

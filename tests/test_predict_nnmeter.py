@@ -7,12 +7,10 @@ import json
 import shutil
 
 import pytest
-import torch
+from predict_helpers import export_tiny_dass
 
 from dass_edge.errors import InputError
 from dass_edge.predict import calibrate, nnmeter
-from dass_edge.search import sparse
-from dass_edge.search.models import ModelSpec, build_model
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +23,7 @@ def predictor_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dass_onnx(tmp_path_factory):
     """The DARTS-V2 cell network (a DASS search result) at a tiny size, exported as the exporters do."""
-    model = build_model(ModelSpec("darts-v2", cells=3, channels=8)).eval()
-    path = tmp_path_factory.mktemp("onnx") / "darts.onnx"
-    torch.onnx.export(sparse.bake(model), (torch.randn(1, 3, 32, 32),), str(path), dynamo=True,
-                      external_data=False, verbose=False)
-    return path
+    return export_tiny_dass(tmp_path_factory.mktemp("onnx") / "darts.onnx")
 
 
 def test_calibrated_dir_has_nn_meter_layout_and_metadata(predictor_dir):
