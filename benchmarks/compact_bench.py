@@ -44,17 +44,21 @@ SPECS = {
     "mobilenet-v2": ModelSpec("mobilenet-v2"),
     "resnet-18": ModelSpec("resnet-18"),
 }
-RUNTIMES = ("onnxruntime", "openvino")
+RUNTIMES = ["onnxruntime", "openvino"]  # --litert appends "litert" (converted with litert-torch, slow)
 
 
 @dataclass
 class Variant:
     name: str            # "masked" or "compact/m" for channel multiple m
-    path: str
+    path: str            # the ONNX file (ONNX Runtime and OpenVINO read it)
     macs: int
     size_bytes: int
     max_abs_diff: float  # ONNX Runtime output vs the masked PyTorch model
     samples_ms: dict[str, list[float]] = field(default_factory=dict)
+    tflite_path: str | None = None
+
+    def file_for(self, runtime: str) -> str:
+        return self.tflite_path if runtime == "litert" and self.tflite_path else self.path
 
     def median_ms(self, runtime: str) -> float:
         return statistics.median(self.samples_ms[runtime])
@@ -83,7 +87,12 @@ def build_variants(name: str, sparsity: float, multiples: list[int], work: Path)
         path = work / f"{name}-{label.replace('/', '')}.onnx"
         write_onnx(module, INPUT, path)
         diff = float(np.abs(runtimes.load(path, "onnxruntime", threads=1).run(x) - expected).max())
-        variants.append(Variant(label, str(path), macs, path.stat().st_size, diff))
+        variant = Variant(label, str(path), macs, path.stat().st_size, diff)
+        if "litert" in RUNTIMES:
+            variant.tflite_path = str(path.with_suffix(".tflite"))
+            litert_torch = runtimes.require("litert_torch", "tflite")
+            litert_torch.convert(module.eval(), (torch.zeros(INPUT),)).export(variant.tflite_path)
+        variants.append(variant)
     log.info("%s: compacted and exported %d files in %.0f s", name, len(variants), time.perf_counter() - start)
     return variants, {"compaction": compaction}
 
@@ -91,7 +100,7 @@ def build_variants(name: str, sparsity: float, multiples: list[int], work: Path)
 def time_variants(variants: list[Variant], rounds: int, runs: int) -> None:
     """Round-robin timing: every variant and runtime gets one block of runs per round."""
     x = agent.fixed_input(list(INPUT), np.float32)
-    sessions = {(v.name, rt): runtimes.load(v.path, rt, threads=1) for v in variants for rt in RUNTIMES}
+    sessions = {(v.name, rt): runtimes.load(v.file_for(rt), rt, threads=1) for v in variants for rt in RUNTIMES}
     for _ in range(rounds):
         for variant in variants:
             for runtime in RUNTIMES:
@@ -121,7 +130,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--json", type=Path, help="also write every sample here")
+    parser.add_argument("--litert", action="store_true", help="also convert with litert-torch and time LiteRT")
     args = parser.parse_args()
+    if args.litert:
+        RUNTIMES.append("litert")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     report = {}
