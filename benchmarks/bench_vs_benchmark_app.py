@@ -1,8 +1,8 @@
 """Does our timing harness agree with OpenVINO's own benchmark_app on the same IR?
 
 Both run the same OpenVINO IR of DASS-Tiny (or --model) on CPU, batch 1, synchronous, latency hint, f32
-inference precision (this CPU would otherwise run bf16) and the same thread count (--threads). Rounds alternate between the two tools so that
-load from other processes hits both alike. Prints each tool's median per round, the medians of those, and
+inference precision (this CPU would otherwise run bf16) and the same thread count (--threads). Rounds
+alternate between the tools so that load from other processes hits them alike. Prints each tool's median per round, the medians of those, and
 their ratios to benchmark_app. Two figures of ours: the full ``dass-edge bench`` path (the runtime adapter
 passes the input and fetches the output on every call, as an application does) and our timing loop around
 the bare ``infer()`` that benchmark_app times; the second at ~1.0 means the harness adds nothing measurable.
@@ -84,7 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="an OpenVINO IR (.xml); default: DASS-Tiny exported")
     parser.add_argument("--work", type=Path, default=Path("runs/benchmarks"))
-    parser.add_argument("--seconds", type=int, default=5, help="timed seconds per round and tool (whole seconds: benchmark_app -t)")
+    parser.add_argument("--seconds", type=int, default=5,
+                        help="timed seconds per round and tool (whole seconds, as benchmark_app -t takes)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="inference threads for both tools")
     args = parser.parse_args()

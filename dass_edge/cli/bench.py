@@ -97,7 +97,8 @@ def bench(
     gated = baseline is not None or update_baseline
     settings = Settings(warmup, runs, min_seconds, rounds or (5 if gated else 1), threads)
     request = BenchRequest(
-        model=model, device=device, settings=settings, runtime=runtime, runtime_device=runtime_device, export_dir=export_dir,
+        model=model, device=device, settings=settings, runtime=runtime, runtime_device=runtime_device,
+        export_dir=export_dir,
         board={"board": board, "inventory": inventory, "host": host, "user": user, "port": port, "key": key,
                "python": python, "known_hosts": known_hosts, "run_timeout_s": remote_timeout},
         baseline=baseline, baseline_key=baseline_key, tolerance=tolerance, update_baseline=update_baseline)
