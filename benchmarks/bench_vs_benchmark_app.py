@@ -2,8 +2,8 @@
 
 Both run the same OpenVINO IR of DASS-Tiny (or --model) on CPU, batch 1, synchronous, latency hint, f32
 inference precision (this CPU would otherwise run bf16) and the same thread count (--threads). Rounds
-alternate between the tools so that load from other processes hits them alike. Prints each tool's median per round, the medians of those, and
-their ratios to benchmark_app. Two figures of ours: the full ``dass-edge bench`` path (the runtime adapter
+alternate between the tools so that load from other processes hits them alike. Prints each tool's median
+per round, the medians of those, and their ratios to benchmark_app. Two figures of ours: the full ``dass-edge bench`` path (the runtime adapter
 passes the input and fetches the output on every call, as an application does) and our timing loop around
 the bare ``infer()`` that benchmark_app times; the second at ~1.0 means the harness adds nothing measurable.
 
