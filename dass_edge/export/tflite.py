@@ -14,6 +14,7 @@ import contextlib
 import io
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -43,12 +44,19 @@ def depthwise_count(model: nn.Module) -> int:
                if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels)
 
 
+@contextlib.contextmanager
+def _stdout_to_log(tool: str) -> Iterator[None]:
+    """litert-torch and the quantizer print progress to stdout, which belongs to the CLI's results."""
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        yield
+    log.debug("%s: %s", tool, captured.getvalue().strip())
+
+
 def _convert(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
     litert_torch = require("litert_torch", "tflite")
-    captured = io.StringIO()
-    with contextlib.redirect_stdout(captured):  # litert-torch prints progress to stdout, which is ours
+    with _stdout_to_log("litert-torch"):
         litert_torch.convert(model.eval(), (torch.zeros(input_shape),)).export(str(path))
-    log.debug("litert-torch: %s", captured.getvalue().strip())
 
 
 def _to_fp16(source: Path, path: Path) -> None:
@@ -63,7 +71,8 @@ def _to_fp16(source: Path, path: Path) -> None:
         quantizer.update_quantization_recipe(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op),
                                              algorithm_key=aeq.AlgorithmName.FLOAT_CASTING,
                                              op_config=config)
-    path.write_bytes(quantizer.quantize().quantized_model)
+    with _stdout_to_log("ai-edge-quantizer"):
+        path.write_bytes(quantizer.quantize().quantized_model)
 
 
 def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path) -> Artifact:
