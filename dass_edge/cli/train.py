@@ -8,10 +8,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from dass_edge import checkpoint
 from dass_edge.cli.options import Data, DataDir, JsonFlag, OutDir, Preset, Seed, Sparsity, emit
-from dass_edge.search.presets import get_preset
-from dass_edge.workflows import DataChoice, run_search, run_train
+
+# torch and the training code are imported inside the commands so that `dass-edge --help` stays fast.
 
 
 def _print_summary(result: dict[str, Any]) -> None:
@@ -40,6 +39,10 @@ def search(
     Writes OUT/search.pt (pruned supernet + genotype); a finished pretrain step (OUT/search-pretrain.pt) with
     the same settings is reused unless --fresh. Fine-tune the result with `dass-edge train --arch dass:OUT/search.pt`.
     """
+    from dass_edge import checkpoint
+    from dass_edge.search.presets import get_preset
+    from dass_edge.workflows import DataChoice, run_search
+
     path = run_search(DataChoice(data, str(data_dir) if data_dir else None), get_preset(preset), sparsity, out,
                       seed, resume=not fresh)
     emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
@@ -64,6 +67,10 @@ def train(
     A search checkpoint without --variant fine-tunes the genotype with the supernet's inherited weights and
     masks. Anything else is built at its size and trained dense, pruned by learned scores, then fine-tuned.
     """
+    from dass_edge import checkpoint
+    from dass_edge.search.presets import get_preset
+    from dass_edge.workflows import DataChoice, run_train
+
     path = run_train(arch, DataChoice(data, str(data_dir) if data_dir else None), get_preset(preset), sparsity,
                      out, variant, seed)
     emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)

@@ -23,6 +23,7 @@ class Preset:
     baseline_width: float = 1.0
     train_samples: int | None = None  # None: the whole training set
     test_samples: int | None = None
+    demo_variants: tuple[str, ...] = ("tiny", "small")  # DASS sizes `dass-edge demo` trains; () = train_cells/channels
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,7 +58,7 @@ PRESETS: dict[str, Preset] = {
             StepConfig(1, 0.05, batch_size=32, max_batches=3), StepConfig(1, 0.1, batch_size=32, max_batches=3),
             StepConfig(1, 0.02, batch_size=32, max_batches=3),
             search_channels=4, search_cells=3, train_channels=4, train_cells=3, baseline_width=0.125,
-            train_samples=256, test_samples=128,
+            train_samples=256, test_samples=128, demo_variants=(),
         ),
     )
 }

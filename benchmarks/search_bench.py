@@ -1,0 +1,64 @@
+"""Seconds per search step and per fine-tune epoch on this CPU, and DASS vs sparse DARTS at equal budget.
+
+    .venv/bin/python benchmarks/search_bench.py [--preset quick] [--sparsity 0.99] [--seeds 0 1]
+
+Prints, for the preset: time per batch of each DASS step (supernet pretrain with its alpha step, prune with
+its alpha step, fine-tune) and per fine-tune epoch; then test accuracy of the searched DASS genotype and of
+the DARTS V2 genotype ("sparse DARTS"), both trained at the same Table 2 size (--variant), sparsity and schedule on the
+bundled digits (the paper's central claim, measured on what runs here), per seed and as a mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from dass_edge import checkpoint
+from dass_edge.search.presets import get_preset
+from dass_edge.workflows import DataChoice, run_search, run_train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--sparsity", type=float, default=0.99)
+    parser.add_argument("--data", default="mnist5k")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--variant", default="tiny", help="Table 2 size both genotypes are trained at")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    preset = get_preset(args.preset)
+    data = DataChoice(args.data)
+    accuracy: dict[str, list[float]] = {"dass": [], "darts-v2": []}
+    print(f"preset {preset.name}, sparsity {args.sparsity}, variant {args.variant}, {args.threads} threads, "
+          f"data {args.data}")
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            start = time.perf_counter()
+            search = run_search(data, preset, args.sparsity, out, seed, resume=False)
+            search_s = time.perf_counter() - start
+            for step in checkpoint.load(search).results:
+                print(f"seed {seed} search {step['step']:>9}: {step['seconds'] / step['batches']:.3f} s/batch "
+                      f"({step['batches']} batches of {preset.pretrain.batch_size}, alpha step included)")
+            print(f"seed {seed} search total: {search_s:.1f} s")
+            for arch in ("dass", "darts-v2"):
+                name = f"dass:{search}" if arch == "dass" else arch
+                model = checkpoint.load(run_train(name, data, preset, args.sparsity, out, args.variant, seed))
+                finetune = model.results[-1]
+                print(f"seed {seed} {arch:>8} fine-tune: {finetune['seconds'] / finetune['epochs']:.2f} s/epoch, "
+                      f"test accuracy {model.test_accuracy:.4f}")
+                accuracy[arch].append(model.test_accuracy)
+    for arch, values in accuracy.items():
+        spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+        print(f"{arch:>8}: mean test accuracy {statistics.mean(values):.4f}{spread} over {len(values)} seed(s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""`dass-edge demo`: the main job, the whole pipeline on the bundled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dass_edge.cli.options import Data, DataDir, JsonFlag, OutDir, Seed, Sparsity, emit
+
+
+def _print(summary: dict[str, Any]) -> None:
+    console = Console()
+    devices = sorted({d for row in summary["models"] for d in row["latency_ms"]})
+    table = Table("model", "accuracy", "non-zero / weights", *[f"{d} ms" for d in devices],
+                  title=f"DASS demo at {summary['sparsity']:.1%} sparsity ({summary['preset']} preset)")
+    for row in summary["models"]:
+        cells = [f"{row['latency_ms'][d]:.3f}" if row["latency_ms"].get(d) is not None else "-" for d in devices]
+        table.add_row(row["label"], f"{row['test_accuracy']:.1%}", f"{row['nonzero_params']:,} / {row['params']:,}",
+                      *cells)
+    console.print(table)
+    ok = len(summary["exports"])
+    console.print(f"exports: {ok} passed their parity checks, {sum(f['stage'] == 'export' for f in summary['failures'])} failed")
+    if summary["skipped_devices"]:
+        console.print(f"not predicted (no nn-Meter predictor installed): {', '.join(summary['skipped_devices'])}; "
+                      "see `dass-edge predictors --help`")
+    for failure in summary["failures"]:
+        console.print(f"[yellow]{failure['stage']} {failure['what']}: {failure['error']}[/]")
+    if summary["report"]:
+        console.print(f"Pareto report: {summary['report']}")
+    console.print(f"[bold]everything is in {summary['out']}[/]")
+
+
+def demo(
+    out: OutDir = Path("runs/demo"),
+    preset: Annotated[str, typer.Option("--preset", help="quick (the default, under 10 minutes on 2 CPU cores) "
+                                        "or smoke (a minute, for CI).")] = "quick",
+    data: Data = "mnist5k",
+    data_dir: DataDir = None,
+    sparsity: Sparsity = 0.99,
+    seed: Seed = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the whole pipeline on the bundled data and report.
+
+    DASS search, then DASS (Tiny/Small), sparse DARTS, sparse MobileNet-v2 and sparse ResNet-18 trained at
+    --sparsity; every model exported to every target and checked; batch-1 latency measured on this CPU in
+    each runtime; own latency predictors calibrated and used; nn-Meter's released predictors used for the
+    devices they cover when installed; Pareto plots and an HTML report. Everything lands in --out.
+    """
+    from dass_edge.demo import run_demo
+    from dass_edge.search.presets import get_preset
+    from dass_edge.workflows import DataChoice
+
+    def stage(message: str) -> None:
+        typer.echo(f"[demo] {message}", err=True)
+
+    summary = run_demo(out, get_preset(preset), DataChoice(data, str(data_dir) if data_dir else None),
+                       sparsity, seed, on_stage=stage)
+    emit(summary, as_json, _print)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)
