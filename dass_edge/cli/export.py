@@ -13,7 +13,6 @@ from rich.table import Table
 
 from dass_edge.cli.options import JsonFlag, OutDir, emit
 from dass_edge.errors import DassEdgeError
-from dass_edge.export.pipeline import export_checkpoint
 from dass_edge.targets import get_target, load_targets
 
 TargetName = Annotated[str, typer.Option("--target", "-t", help="A target name (see `dass-edge targets`) or "
@@ -39,6 +38,8 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
 
 
 def _export_all(checkpoint: Path, out: Path) -> list[dict[str, Any]]:
+    from dass_edge.export.pipeline import export_checkpoint
+
     rows = []
     for target in load_targets().values():
         try:
@@ -55,6 +56,8 @@ def export(
     as_json: JsonFlag = False,
 ) -> None:
     """Export a checkpoint for a device target into OUT/<model>/<target>/ and check it against PyTorch."""
+    from dass_edge.export.pipeline import export_checkpoint  # torch and converters: not for `--help`
+
     if target != "all":
         emit(export_checkpoint(checkpoint, get_target(target), out).to_dict(), as_json, _print_manifest)
         return

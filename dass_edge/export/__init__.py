@@ -11,10 +11,12 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
-from dass_edge.targets import Target
+    from dass_edge.targets import Target
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Artifact:
     tools: dict[str, str] = field(default_factory=dict)
 
 
-Exporter = Callable[[nn.Module, tuple[int, ...], Target, Path, Path], Artifact]
+Exporter = Callable[["nn.Module", tuple[int, ...], "Target", Path, Path], Artifact]
 
 # format -> "module:function" under dass_edge.export, imported on first use.
 EXPORTERS: dict[str, str] = {
