@@ -18,8 +18,6 @@ fi
 .venv/bin/pip install -q --upgrade pip
 # torch==2.13.0 is pinned in pyproject.toml (the CPU build); the rest come with the extras.
 .venv/bin/pip install -q -e ".[all,test]"
-# onnx2tf's own pins would downgrade half the stack: install it and tf-keras without their dependencies.
-.venv/bin/pip install -q --no-deps "tf-keras==2.21.0" "onnx2tf==1.29.24"
 
 if [ "${DASS_EDGE_NO_SIDEENVS:-0}" != 1 ]; then
   bash .ci/sideenvs.sh
