@@ -8,9 +8,11 @@ published size (20 cells, 36 channels) and a sparse MobileNet-v2 at width 1.0, a
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 from dass_edge.search.presets import PRESETS
 from dass_edge.targets import get_target
@@ -60,6 +62,10 @@ def exported_files(checkpoint: Path, target_name: str, work: Path, formats: tupl
         target = replace(target, format=formats[0], runtime=RUNTIMES_OF_FORMAT[formats[0]][0],
                          extra_formats=tuple(formats[1:]))
     out = work / ("exported-" + "-".join(formats) if formats else "exported")
+    manifest = out / checkpoint.stem / target.name / "manifest.json"
+    if manifest.is_file() and manifest.stat().st_mtime >= checkpoint.stat().st_mtime:  # exported earlier
+        data = json.loads(manifest.read_text())
+        return manifest_files(SimpleNamespace(path=data["path"], files=data["files"]))
     return manifest_files(export_checkpoint(checkpoint, target, out))
 
 
