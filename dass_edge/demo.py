@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from dass_edge.workflows import DataChoice, run_search, run_train
 
 log = logging.getLogger(__name__)
 
-LOCAL_RUNTIMES = ("onnxruntime", "openvino", "litert", "torch")
+MODEL_SUFFIXES = (".onnx", ".xml", ".tflite", ".pt")  # .bin files are the IR's weights, not models
 
 
 @dataclass(frozen=True)
@@ -41,100 +41,61 @@ def demo_models(preset: Preset) -> tuple[DemoModel, ...]:
                    DemoModel("sparse-resnet-18", "resnet-18", None))
 
 
-def _append(path: Path, entry: dict[str, Any]) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(entry, default=str) + "\n")
+@dataclass
+class _Run:
+    """Where one demo writes, and what went wrong so far (a failed model or target is recorded, not fatal)."""
+
+    out: Path
+    on_stage: Callable[[str], None]
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def results(self) -> Path:
+        return self.out / "results.jsonl"
+
+    def attempt(self, stage: str, what: str, action: Callable[[], Any]) -> Any:
+        self.on_stage(f"{stage}: {what}")
+        try:
+            return action()
+        except DassEdgeError as exc:
+            self.failures.append({"stage": stage, "what": what, "error": str(exc)})
+            log.warning("%s %s failed: %s", stage, what, exc)
+            return None
+
+    def record(self, entry: dict[str, Any] | None, **fields: Any) -> None:
+        if entry is not None:
+            with open(self.results, "a") as f:
+                f.write(json.dumps({**entry, **fields}, default=str) + "\n")
 
 
 def run_demo(out: Path, preset: Preset, data: DataChoice = DataChoice("mnist5k"), sparsity: float = 0.99,
              seed: int = 0, calibration_samples: int = 60, on_stage: Callable[[str], None] = log.info
              ) -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary (also written to ``out/summary.json``)."""
-    from dass_edge.bench.measure import Settings
-    from dass_edge.bench.service import BenchRequest, run_bench
-    from dass_edge.export.pipeline import export_checkpoint
-    from dass_edge.predict.calibrate import calibrate
-    from dass_edge.predict.service import has_predictor, predict
     from dass_edge.report.pareto import load_results, write_report
     from dass_edge.targets import load_targets
 
     out.mkdir(parents=True, exist_ok=True)
-    results = out / "results.jsonl"
-    results.unlink(missing_ok=True)
-    failures: list[dict[str, str]] = []
-
-    def attempt(stage: str, what: str, action: Callable[[], Any]) -> Any:
-        try:
-            return action()
-        except DassEdgeError as exc:
-            failures.append({"stage": stage, "what": what, "error": str(exc)})
-            log.warning("%s %s failed: %s", stage, what, exc)
-            return None
-
-    on_stage(f"search: DASS on {data.name} ({preset.name} preset, {sparsity:.1%} sparsity)")
-    search = run_search(data, preset, sparsity, out / "search", seed)
-
-    checkpoints: dict[str, Path] = {}
-    for model in demo_models(preset):
-        on_stage(f"train: {model.label}")
-        arch = f"dass:{search}" if model.arch == "dass" else model.arch
-        checkpoints[model.label] = run_train(arch, data, preset, sparsity, out / "models", model.variant, seed)
-
+    run = _Run(out, on_stage)
+    run.results.unlink(missing_ok=True)
     targets = load_targets()
-    exports: list[dict[str, Any]] = []
-    for label, path in checkpoints.items():
-        for target in targets.values():
-            on_stage(f"export: {label} -> {target.name}")
-            manifest = attempt("export", f"{label}/{target.name}",
-                               lambda: export_checkpoint(path, target, out / "exported"))
-            if manifest is not None:
-                exports.append({"model": label, "target": target.name, "format": manifest.format,
-                                "max_abs_diff": manifest.max_abs_diff, "compacted": manifest.compacted})
-
-    settings = Settings(warmup=10, runs=50, min_seconds=0.5)
-    local = [t for t in targets.values() if t.latency_source == "local"]
-    for label, path in checkpoints.items():
-        accuracy = ckpt_io.load(path).test_accuracy
-        for target in local:
-            for runtime in _runtimes_of(target):
-                on_stage(f"measure: {label} on {target.name} with {runtime}")
-                request = BenchRequest(model=path, device=target.name, settings=settings, runtime=runtime,
-                                       export_dir=out / "exported")
-                result = attempt("measure", f"{label}/{target.name}/{runtime}", lambda: run_bench(request))
-                if result is not None:
-                    _append(results, {**result, "label": label, "device": f"{target.name}/{runtime}",
-                                      "test_accuracy": accuracy})
-
-    on_stage("predict: calibrating own intel-cpu predictors")
-    own = attempt("calibrate", "intel-cpu",
-                  lambda: calibrate("intel-cpu", out / "predictors" / "intel-cpu", samples=calibration_samples,
-                                    seed=seed))
-    predicted_devices = [t.name for t in targets.values() if t.latency_source == "predicted" and has_predictor(t.name)]
-    for label, path in checkpoints.items():
-        if own is not None:
-            on_stage(f"predict: {label} on intel-cpu (own predictor)")
-            result = attempt("predict", f"{label}/intel-cpu", lambda: predict(path, "intel-cpu", predictor=str(own)))
-            if result is not None:
-                _append(results, {**result, "label": label, "device": "intel-cpu/predicted"})
-        for device in predicted_devices:
-            on_stage(f"predict: {label} on {device} (nn-Meter)")
-            result = attempt("predict", f"{label}/{device}", lambda: predict(path, device))
-            if result is not None:
-                _append(results, {**result, "label": label})
-
-    on_stage("report: Pareto fronts")
-    report = attempt("report", "pareto", lambda: write_report(load_results([results]), out / "report"))
+    checkpoints = _train(run, preset, data, sparsity, seed)
+    manifests = _export(run, checkpoints, targets)
+    _measure(run, checkpoints, manifests, targets)
+    predicted = _predict(run, checkpoints, targets, calibration_samples, seed)
+    report = run.attempt("report", "Pareto fronts", lambda: write_report(load_results([run.results]), out / "report"))
     summary = {
         "out": str(out),
         "preset": preset.name,
         "sparsity": sparsity,
-        "models": [_model_row(label, path, results) for label, path in checkpoints.items()],
-        "exports": exports,
-        "predicted_devices": predicted_devices,
+        "models": [_model_row(label, path, run.results) for label, path in checkpoints.items()],
+        "exports": [{"model": label, "target": name, "format": m.format, "max_abs_diff": m.max_abs_diff,
+                     "compacted": m.compacted} for label, by_target in manifests.items() for name, m in by_target.items()],
+        "predicted_devices": predicted,
         "skipped_devices": sorted(t.name for t in targets.values()
-                                  if t.latency_source == "predicted" and t.name not in predicted_devices),
+                                  if t.latency_source == "predicted" and t.name not in predicted),
         "report": report and report["html"],
-        "failures": failures,
+        "failures": run.failures,
     }
     tmp = out / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, default=str))
@@ -142,14 +103,80 @@ def run_demo(out: Path, preset: Preset, data: DataChoice = DataChoice("mnist5k")
     return summary
 
 
-def _runtimes_of(target: Any) -> list[str]:
-    """The runtimes a local target's exports run in: its own, then one per extra format."""
-    from dass_edge.targets import RUNTIMES_OF_FORMAT
+def _train(run: _Run, preset: Preset, data: DataChoice, sparsity: float, seed: int) -> dict[str, Path]:
+    run.on_stage(f"search: DASS on {data.name} ({preset.name} preset, {sparsity:.1%} sparsity)")
+    search = run_search(data, preset, sparsity, run.out / "search", seed)
+    checkpoints = {}
+    for model in demo_models(preset):
+        run.on_stage(f"train: {model.label}")
+        arch = f"dass:{search}" if model.arch == "dass" else model.arch
+        checkpoints[model.label] = run_train(arch, data, preset, sparsity, run.out / "models", model.variant, seed)
+    return checkpoints
 
-    runtimes = [target.runtime]
-    for fmt in getattr(target, "extra_formats", ()):
-        runtimes += [r for r in RUNTIMES_OF_FORMAT.get(fmt, ()) if r in LOCAL_RUNTIMES and r not in runtimes][:1]
-    return runtimes
+
+def _export(run: _Run, checkpoints: dict[str, Path], targets: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every model to every target; label -> target -> manifest of the exports that passed."""
+    from dass_edge.export.pipeline import export_checkpoint
+
+    manifests: dict[str, dict[str, Any]] = {}
+    for label, path in checkpoints.items():
+        for target in targets.values():
+            manifest = run.attempt("export", f"{label} -> {target.name}",
+                                   lambda: export_checkpoint(path, target, run.out / "exported"))
+            if manifest is not None:
+                manifests.setdefault(label, {})[target.name] = manifest
+    return manifests
+
+
+def _measure(run: _Run, checkpoints: dict[str, Path], manifests: dict[str, dict[str, Any]],
+             targets: dict[str, Any]) -> None:
+    from dass_edge import runtimes
+    from dass_edge.bench.measure import Settings
+    from dass_edge.bench.service import BenchRequest, run_bench
+
+    settings = Settings(warmup=10, runs=50, min_seconds=0.5)
+    for label, path in checkpoints.items():
+        accuracy = ckpt_io.load(path).test_accuracy
+        for target, model_file in _local_files(manifests.get(label, {}), targets):
+            runtime = runtimes.runtime_for(model_file)
+            request = BenchRequest(model=model_file, device=target, settings=settings)
+            run.record(run.attempt("measure", f"{label} on {target} with {runtime}", lambda: run_bench(request)),
+                       label=label, device=f"{target}/{runtime}", test_accuracy=accuracy)
+
+
+def _predict(run: _Run, checkpoints: dict[str, Path], targets: dict[str, Any], samples: int, seed: int
+             ) -> list[str]:
+    """Own intel-cpu predictors for every model, nn-Meter's for the devices it has predictors installed for."""
+    from dass_edge.predict.calibrate import calibrate
+    from dass_edge.predict.service import has_predictor, predict
+
+    own = run.attempt("calibrate", "own intel-cpu predictors",
+                      lambda: calibrate("intel-cpu", run.out / "predictors" / "intel-cpu", samples=samples, seed=seed))
+    devices = [t.name for t in targets.values() if t.latency_source == "predicted" and has_predictor(t.name)]
+    for label, path in checkpoints.items():
+        if own is not None:
+            run.record(run.attempt("predict", f"{label} on intel-cpu (own predictor)",
+                                   lambda: predict(path, "intel-cpu", predictor=str(own))),
+                       label=label, device="intel-cpu/predicted")
+        for device in devices:
+            run.record(run.attempt("predict", f"{label} on {device} (nn-Meter)", lambda: predict(path, device)),
+                       label=label)
+    return devices
+
+
+def _local_files(manifests: dict[str, Any], targets: dict[str, Any]) -> list[tuple[str, Path]]:
+    """(target, model file) for every exported file this machine can time: one per runtime of each local
+    target (intel-cpu: ONNX, OpenVINO IR, TFLite); CUDA targets only where torch sees a GPU."""
+    import torch
+
+    pairs = []
+    for name, manifest in manifests.items():
+        target = targets[name]
+        if target.latency_source != "local" or (target.runtime_device == "cuda" and not torch.cuda.is_available()):
+            continue
+        folder = Path(manifest.path)
+        pairs += [(name, folder / f) for f in manifest.files if Path(f).suffix in MODEL_SUFFIXES]
+    return pairs
 
 
 def _model_row(label: str, path: Path, results: Path) -> dict[str, Any]:

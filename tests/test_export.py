@@ -26,7 +26,7 @@ from dass_edge.targets import Target, get_target, load_targets
 ARCHS = ("dass", "darts-v2", "mobilenet-v2")
 CONTRACT = {"target", "format", "precision", "files", "sha256", "input_shape", "input_layout", "params",
             "nonzero_params", "sparsity", "max_abs_diff", "atol", "top1_agreement", "tools", "test_accuracy",
-            "compacted"}
+            "compacted", "compaction"}
 
 
 def file_configs(target: Target) -> set[tuple]:
@@ -72,7 +72,9 @@ def test_export_round_trip(trained_checkpoint, tmp_path, arch, target):
     for name in manifest["files"]:
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == manifest["sha256"][name]
     assert manifest["max_abs_diff"] <= manifest["atol"] and manifest["top1_agreement"] >= 0.9
-    assert manifest["nonzero_params"] <= 0.11 * manifest["params"] and manifest["compacted"] is False
+    assert manifest["nonzero_params"] <= 0.11 * manifest["params"] and manifest["compacted"] is True
+    figures = manifest["compaction"]
+    assert figures["macs_after"] <= figures["macs_before"] and figures["params_after"] <= figures["params_before"]
 
     ckpt = checkpoint.load(path)
     model = sparse.bake(ckpt.build())

@@ -37,13 +37,13 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
     Console().print(table)
 
 
-def _export_all(checkpoint: Path, out: Path) -> list[dict[str, Any]]:
+def _export_all(checkpoint: Path, out: Path, compact: bool) -> list[dict[str, Any]]:
     from dass_edge.export.pipeline import export_checkpoint
 
     rows = []
     for target in load_targets().values():
         try:
-            rows.append(export_checkpoint(checkpoint, target, out).to_dict())
+            rows.append(export_checkpoint(checkpoint, target, out, compact=compact).to_dict())
         except DassEdgeError as exc:
             rows.append({"target": target.name, "format": target.format, "error": str(exc)})
     return rows
@@ -53,15 +53,22 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="A fine-tuned checkpoint (dass-edge train).")],
     target: TargetName,
     out: OutDir = Path("exported"),
+    compact: Annotated[bool, typer.Option("--compact/--no-compact", help="Remove pruned channels exactly before "
+                                          "exporting (default), rounding kept counts up to the target's "
+                                          "channel_multiple; --no-compact exports the masked network densely.")] = True,
     as_json: JsonFlag = False,
 ) -> None:
-    """Export a checkpoint for a device target into OUT/<model>/<target>/ and check it against PyTorch."""
+    """Export a checkpoint for a device target into OUT/<model>/<target>/ and check it against PyTorch.
+
+    The exported file is compared with the masked PyTorch model on random inputs and real test images; a
+    difference above the target's atol fails the export and leaves nothing behind."""
     from dass_edge.export.pipeline import export_checkpoint  # torch and converters: not for `--help`
 
     if target != "all":
-        emit(export_checkpoint(checkpoint, get_target(target), out).to_dict(), as_json, _print_manifest)
+        emit(export_checkpoint(checkpoint, get_target(target), out, compact=compact).to_dict(), as_json,
+             _print_manifest)
         return
-    rows = _export_all(checkpoint, out)
+    rows = _export_all(checkpoint, out, compact)
     emit(rows, as_json, _print_status)
     failed = [row for row in rows if "error" in row]
     if failed:

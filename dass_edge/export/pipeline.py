@@ -64,6 +64,7 @@ class Manifest:
     tools: dict[str, str]
     test_accuracy: float | None
     compacted: bool
+    compaction: dict[str, int] | None  # params and MACs before/after, channel multiple (None: not compacted)
     export_seconds: float
     path: str = field(default="")
 
@@ -71,13 +72,19 @@ class Manifest:
         return asdict(self)
 
 
-def _prepare(model: nn.Module, checkpoint: Checkpoint, target: Target, compact: bool) -> tuple[nn.Module, bool]:
-    """The model the exporters see, and whether it was compacted.
+def _prepare(model: nn.Module, target: Target, input_shape: tuple[int, ...], compact: bool
+             ) -> tuple[nn.Module, dict[str, int] | None]:
+    """The model the exporters see: compacted (pruned channels removed exactly, counts rounded up to the
+    target's ``channel_multiple``) by default, else the masks baked into plain layers; plus the compaction
+    figures for the manifest."""
+    if not compact:
+        return sparse.bake(model), None
+    from dass_edge.export.compact import compact_model
 
-    Seam for the compaction step (export/compact.py, not wired yet): it will drop pruned channels and round
-    the rest up to ``target.channel_multiple`` when ``compact`` is set. Until then masks are only baked in.
-    """
-    return sparse.bake(model), False
+    result = compact_model(model, input_shape, target.channel_multiple)
+    return result.model, {"channel_multiple": target.channel_multiple, "params_before": result.params_before,
+                          "params_after": result.params_after, "macs_before": result.macs_before,
+                          "macs_after": result.macs_after}
 
 
 def _test_images(checkpoint: Checkpoint) -> np.ndarray | None:
@@ -110,8 +117,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _export_format(model: nn.Module, shape: tuple[int, ...], target: Target, fmt: str, out: Path,
-                   work: Path, inputs: list[np.ndarray], real: int) -> tuple[Artifact, Parity]:
+def _export_format(model: nn.Module, reference: nn.Module, shape: tuple[int, ...], target: Target, fmt: str,
+                   out: Path, work: Path, inputs: list[np.ndarray], real: int) -> tuple[Artifact, Parity]:
+    """Export ``model`` and compare the file with ``reference``, the masked checkpoint model: parity then
+    vouches for compaction and conversion together."""
     try:
         artifact = get_exporter(fmt)(model, shape, replace(target, format=fmt), out, work)
     except DassEdgeError:
@@ -121,19 +130,19 @@ def _export_format(model: nn.Module, shape: tuple[int, ...], target: Target, fmt
         raise DassEdgeError(f"{fmt} export for {target.name} failed: {type(exc).__name__}: "
                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
     session = runtimes.load(artifact.model_file, _check_runtime(target, fmt), device="CPU")
-    parity = check_parity(model, session, artifact.model_file.name, target.atol, inputs, real)
+    parity = check_parity(reference, session, artifact.model_file.name, target.atol, inputs, real)
     log.info("%s: %s max abs diff %.3g", target.name, artifact.model_file.name, parity.max_abs_diff)
     return artifact, parity
 
 
-def _write_files(checkpoint: Checkpoint, model: nn.Module, target: Target, out: Path, work: Path,
-                 compacted: bool, names: dict[str, Any]) -> Manifest:
+def _write_files(checkpoint: Checkpoint, model: nn.Module, reference: nn.Module, target: Target, out: Path,
+                 work: Path, compaction: dict[str, int] | None, names: dict[str, Any]) -> Manifest:
     started = time.perf_counter()
     shape = checkpoint.input_shape
     images = _test_images(checkpoint)
     inputs = check_inputs(shape, images)
     real = 0 if images is None else min(len(images), MAX_REAL_IMAGES)
-    results = [_export_format(model, shape, target, fmt, out, work, inputs, real)
+    results = [_export_format(model, reference, shape, target, fmt, out, work, inputs, real)
                for fmt in (target.format, *target.extra_formats)]
     main, main_parity = results[0]
     if main.input_layout != target.input_layout:
@@ -153,7 +162,8 @@ def _write_files(checkpoint: Checkpoint, model: nn.Module, target: Target, out: 
         input_shape=list(shape), input_layout=main.input_layout, sparsity=checkpoint.sparsity,
         max_abs_diff=max(p.max_abs_diff for _, p in results), atol=target.atol,
         top1_agreement=min(agreements) if agreements else None, checks=[asdict(p) for _, p in results],
-        tools=tools, test_accuracy=checkpoint.test_accuracy, compacted=compacted,
+        tools=tools, test_accuracy=checkpoint.test_accuracy,
+        compacted=compaction is not None, compaction=compaction,
         export_seconds=round(time.perf_counter() - started, 3), **names)
 
 
@@ -188,7 +198,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, 
     checkpoint = ckpt_io.load(checkpoint_path)
     model = checkpoint.build()
     params, nonzero = sparse.count_params(model)
-    prepared, compacted = _prepare(model, checkpoint, target, compact)
+    prepared, compaction = _prepare(model, target, checkpoint.input_shape, compact)
     prepared.eval()
     name = checkpoint_path.stem
     dest = Path(out_dir) / name / target.name
@@ -197,7 +207,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, 
     try:
         work = tmp / ".work"
         work.mkdir()
-        manifest = _write_files(checkpoint, prepared, target, tmp, work, compacted,
+        manifest = _write_files(checkpoint, prepared, model, target, tmp, work, compaction,
                                 dict(model=name, checkpoint=str(checkpoint_path), params=params,
                                      nonzero_params=nonzero))
         shutil.rmtree(work)

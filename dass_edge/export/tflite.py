@@ -40,8 +40,10 @@ def op_types(path: Path) -> Counter[str]:
 
 
 def depthwise_count(model: nn.Module) -> int:
+    """Depthwise convs the file must keep as DEPTHWISE_CONV_2D; an all-zero one (zero channels a compacted
+    model pads to a channel multiple) is constant-folded by the converter, rightly."""
     return sum(1 for m in model.modules()
-               if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels)
+               if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels and bool(m.weight.any()))
 
 
 @contextlib.contextmanager
