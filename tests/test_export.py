@@ -127,3 +127,13 @@ def test_fp16_exports_follow_input_dependent_outputs(trained_checkpoint, tmp_pat
     session = runtimes.load(artifact.model_file, device="CPU")
     got = np.concatenate([session.run(x[i:i + 1]) for i in range(len(x))])
     np.testing.assert_allclose(got, expected, atol=spec.atol)
+
+
+def test_no_compact_exports_the_masked_network_densely(trained_checkpoint, tmp_path):
+    path = trained_checkpoint("darts-v2")
+    dense = export_checkpoint(path, "jetson-tx2", tmp_path / "dense", compact=False)
+    compact = export_checkpoint(path, "jetson-tx2", tmp_path / "compact")
+    assert dense.compacted is False and dense.compaction is None
+    assert compact.compacted is True and compact.compaction["macs_after"] < compact.compaction["macs_before"]
+    assert compact.size_bytes["model.onnx"] < dense.size_bytes["model.onnx"]
+    assert max(dense.max_abs_diff, compact.max_abs_diff) <= dense.atol
