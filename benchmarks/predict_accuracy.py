@@ -27,7 +27,7 @@ import torch
 
 from dass_edge.predict import calibrate, nnmeter
 from dass_edge.search import sparse
-from dass_edge.search.genotype import DARTS_V2, Genotype
+from dass_edge.search.genotype import Genotype
 from dass_edge.search.models import ModelSpec, build_model
 
 # Two more cells of the DASS space, standing in for other search results.

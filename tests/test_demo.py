@@ -26,4 +26,4 @@ def test_demo_smoke_end_to_end(tmp_path):
     assert not [f for f in summary["failures"] if f["stage"] != "export"], summary["failures"]
     for name in ("report.html", "grid.png", "grid.svg"):
         assert (out / "report" / name).stat().st_size > 0
-    assert f"[demo] report" in result.stderr
+    assert "[demo] report" in result.stderr

@@ -61,14 +61,6 @@ CASES = [(target, env, arch, recalibrate)
 CASES.append(("cortex-a7", "a7", "dass", False))  # dass has every depthwise variant (dilated, strided)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run_side(env: str, model_file, inputs: np.ndarray, tmp_path) -> np.ndarray:
     np.save(tmp_path / "inputs.npy", inputs)
     script = MAIN.format(runner=RUNNERS[env])

@@ -107,7 +107,7 @@ def build(s: Sample, lead: bool = False) -> tuple[Any, dict[str, tuple[int, ...]
     lead+conv minus the lead alone (``lead_only``) gives the conv's cost in context.
     """
     import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     c = s.config
     nodes: list[Any] = []
