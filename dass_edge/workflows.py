@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ def run_search(choice: DataChoice, preset: Preset, sparsity: float, out: Path, s
 
 
 def _with_genotype(spec: ModelSpec, net: SearchNetwork) -> ModelSpec:
-    return ModelSpec(**{**spec.__dict__, "genotype": net.genotype()})
+    return replace(spec, genotype=net.genotype())
 
 
 def resolve_arch(arch: str) -> tuple[str, Genotype | None, Checkpoint | None]:
@@ -143,8 +143,7 @@ def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, ou
         supernet = search.build()
         assert isinstance(supernet, SearchNetwork) and genotype is not None
         model = algorithm.inherit(supernet, genotype)
-        spec = ModelSpec(**{**spec.__dict__, "variant": "search", "cells": supernet.config["layers"],
-                            "channels": supernet.config["c"]})
+        spec = replace(spec, variant="search", cells=supernet.config["layers"], channels=supernet.config["c"])
     else:
         model = build_model(spec)
         results.append(asdict(algorithm.pretrain(model, (data.x_train, data.y_train), None, preset.pretrain, seed)))
