@@ -141,7 +141,7 @@ def cifar10_folder(data_dir: Path | None) -> Path:
     """Locate ``cifar-10-batches-py`` given it or its parent."""
     if data_dir is None:
         raise InputError("cifar10 needs --data-dir (a cifar-10-batches-py folder or its parent); "
-                         "`dass-edge data download cifar10 --data-dir DIR` fetches it when online")
+                         "online, dass_edge.data.download.download_cifar10(DIR) fetches it")
     for candidate in (data_dir, data_dir / "cifar-10-batches-py"):
         if (candidate / "test_batch").is_file():
             return candidate
