@@ -72,17 +72,17 @@ class Manifest:
         return asdict(self)
 
 
-def _prepare(model: nn.Module, target: Target, input_shape: tuple[int, ...], compact: bool
-             ) -> tuple[nn.Module, dict[str, int] | None]:
-    """The model the exporters see: compacted (pruned channels removed exactly, counts rounded up to the
-    target's ``channel_multiple``) by default, else the masks baked into plain layers; plus the compaction
-    figures for the manifest."""
+def deployable(model: nn.Module, input_shape: tuple[int, ...], channel_multiple: int, compact: bool = True
+               ) -> tuple[nn.Module, dict[str, int] | None]:
+    """The network as it is deployed: compacted (pruned channels removed exactly, counts rounded up to
+    ``channel_multiple``) by default, else the masks baked into plain layers; plus the compaction figures
+    for the manifest. Exports and latency predictions both start from it."""
     if not compact:
         return sparse.bake(model), None
     from dass_edge.export.compact import compact_model
 
-    result = compact_model(model, input_shape, target.channel_multiple)
-    return result.model, {"channel_multiple": target.channel_multiple, "params_before": result.params_before,
+    result = compact_model(model, input_shape, channel_multiple)
+    return result.model, {"channel_multiple": channel_multiple, "params_before": result.params_before,
                           "params_after": result.params_after, "macs_before": result.macs_before,
                           "macs_after": result.macs_after}
 
@@ -198,7 +198,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, 
     checkpoint = ckpt_io.load(checkpoint_path)
     model = checkpoint.build()
     params, nonzero = sparse.count_params(model)
-    prepared, compaction = _prepare(model, target, checkpoint.input_shape, compact)
+    prepared, compaction = deployable(model, checkpoint.input_shape, target.channel_multiple, compact)
     prepared.eval()
     name = checkpoint_path.stem
     dest = Path(out_dir) / name / target.name

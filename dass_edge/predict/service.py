@@ -36,20 +36,19 @@ def has_predictor(device: str) -> bool:
 
 
 def _export_onnx(checkpoint_path: Path, out_dir: Path, channel_multiple: int = 1) -> Path:
-    """ONNX of a checkpoint as it is deployed: masks baked, compacted (export/compact.py), then exported
-    by the ONNX exporter (export/onnx.py). Compaction that fails falls back to the baked network."""
+    """ONNX of a checkpoint as it is deployed (export.pipeline.deployable), written by the ONNX exporter
+    (export/onnx.py). Compaction that fails falls back to the baked network."""
     from dass_edge import checkpoint
     from dass_edge.export.onnx import write_onnx
-    from dass_edge.search import sparse
+    from dass_edge.export.pipeline import deployable
 
     ckpt = checkpoint.load(checkpoint_path)
-    model = sparse.bake(ckpt.build()).eval()
+    masked = ckpt.build()
     try:
-        from dass_edge.export.compact import compact_model
-
-        model = compact_model(model, ckpt.input_shape, channel_multiple).model
+        model, _ = deployable(masked, ckpt.input_shape, channel_multiple)
     except Exception as exc:  # a network compaction cannot trace is still predictable uncompacted
         log.warning("compaction failed (%s); predicting the uncompacted network", exc)
+        model, _ = deployable(masked, ckpt.input_shape, channel_multiple, compact=False)
     path = out_dir / f"{checkpoint_path.stem}.onnx"
     write_onnx(model, ckpt.input_shape, path)
     return path
