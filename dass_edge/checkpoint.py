@@ -2,7 +2,9 @@
 
 A checkpoint is a torch file holding only tensors and plain values (``torch.load(weights_only=True)``):
 the model spec (architecture, variant, genotype, input shape), the state dict including masks, sparsity,
-the last completed step, data-set facts (classes, normalisation), settings and results.
+the last completed step, data-set facts (classes, normalisation), settings and results, and the
+network's health (``dass_edge.health.Health.to_dict()``: does its output depend on its input), which
+checkpoints written before it existed lack (None).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Checkpoint:
     settings: dict[str, Any] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
     test_accuracy: float | None = None
+    health: dict[str, Any] | None = None  # Health.to_dict() of the trained network; None: not assessed
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -67,11 +70,12 @@ class Checkpoint:
             "settings": self.settings,
             "results": self.results,
             "test_accuracy": self.test_accuracy,
+            "health": self.health,
         }
 
 
 def from_model(model: nn.Module, spec: ModelSpec, sparsity: float, step: str, **fields: Any) -> Checkpoint:
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}  # NCHW on disk
     return Checkpoint(spec=spec, state_dict=state, sparsity=sparsity, step=step, **fields)
 
 
@@ -111,6 +115,7 @@ def load(path: str | os.PathLike) -> Checkpoint:
             settings=dict(raw.get("settings", {})),
             results=list(raw.get("results", [])),
             test_accuracy=raw.get("test_accuracy"),
+            health=None if raw.get("health") is None else dict(raw["health"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path} is a damaged dass-edge checkpoint: {exc}") from None
@@ -133,6 +138,7 @@ def summary(checkpoint: Checkpoint, path: str | os.PathLike) -> dict[str, Any]:
         "test_accuracy": checkpoint.test_accuracy,
         "input_shape": list(checkpoint.input_shape),
         "data": checkpoint.data.get("name"),
+        "health": checkpoint.health,
     }
     if checkpoint.spec.genotype is not None:
         out["genotype"] = checkpoint.spec.genotype.to_dict()

@@ -50,3 +50,10 @@ class DownloadError(DassEdgeError):
     """Something that can be downloaded could not be (offline, say); the message says what to fetch by hand."""
 
     exit_code = 6
+
+
+class DeadModelError(DassEdgeError):
+    """A network whose output does not depend on its input (every path pruned away, BN shifts left as a
+    constant): exporting, validating or timing it would report numbers about a constant."""
+
+    exit_code = 7

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dass_edge import checkpoint as ckpt_io
+from dass_edge import health as health_check
 from dass_edge.checkpoint import Checkpoint
 from dass_edge.data.datasets import Dataset, load_dataset, search_split
 from dass_edge.errors import InputError
@@ -88,7 +89,8 @@ def run_search(choice: DataChoice, preset: Preset, sparsity: float, out: Path, s
         ckpt_io.save(ckpt_io.from_model(net, _with_genotype(spec, net), 0.0, "pretrain", results=results,
                                         **common), pre_path)
     assert isinstance(net, SearchNetwork)
-    results = results + [asdict(algorithm.prune(net, train, val, preset.prune, sparsity, seed))]
+    results = results + [asdict(algorithm.prune(net, train, val, preset.prune, sparsity, seed,
+                                                 preset.allocation))]
     accuracy = algorithm.evaluate(net, data.x_test, data.y_test)
     path = ckpt_io.save(ckpt_io.from_model(net, _with_genotype(spec, net), sparsity, "prune", results=results,
                                            test_accuracy=accuracy, **common), out / "search.pt")
@@ -143,18 +145,30 @@ def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, ou
         supernet = search.build()
         assert isinstance(supernet, SearchNetwork) and genotype is not None
         model = algorithm.inherit(supernet, genotype)
+        algorithm.recalibrate_bn(model, data.x_train, preset.finetune.batch_size, seed)
         spec = replace(spec, variant="search", cells=supernet.config["layers"], channels=supernet.config["c"])
     else:
         model = build_model(spec)
         results.append(asdict(algorithm.pretrain(model, (data.x_train, data.y_train), None, preset.pretrain, seed)))
         results.append(asdict(algorithm.prune(model, (data.x_train, data.y_train), None, preset.prune, sparsity,
-                                              seed)))
+                                              seed, preset.allocation)))
     results.append(asdict(algorithm.finetune(model, (data.x_train, data.y_train), preset.finetune, seed)))
     accuracy = algorithm.evaluate(model, data.x_test, data.y_test)
     file_name = f"{name}-{spec.variant}-{round(sparsity * 1000) / 10:g}.pt"
+    health = _assess(model, data, file_name)
     checkpoint = ckpt_io.from_model(model, spec, sparsity, "finetune", classes=data.classes,
                                     data=_data_facts(data, choice),
                                     settings=_settings(preset, seed, sparsity=sparsity, arch=arch),
-                                    results=results, test_accuracy=accuracy)
+                                    results=results, test_accuracy=accuracy, health=health.to_dict())
     log.info("%s: test accuracy %.4f, %d/%d non-zero", file_name, accuracy, *reversed(sparse.count_params(model)))
     return ckpt_io.save(checkpoint, out / file_name)
+
+
+def _assess(model: torch.nn.Module, data: Dataset, what: str) -> health_check.Health:
+    """Whether the trained network's output depends on its input; a dead one is kept but loudly flagged."""
+    health = health_check.assess(model, data.x_test[:32])
+    if not health.input_dependent:
+        log.warning("%s: the trained network's output does not depend on its input (alive MACs %s); export and "
+                    "bench will refuse it", what, "unknown" if health.alive_mac_share is None
+                    else f"{health.alive_mac_share:.1%}")
+    return health

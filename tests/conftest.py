@@ -1,13 +1,19 @@
-"""Shared fixtures: trained smoke checkpoints (real training on bundled MNIST) and the side environments."""
+"""Shared fixtures: trained smoke checkpoints (real training on bundled MNIST), the same made alive where
+training left them dead, tiny alive and dead checkpoints, and the side environments."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
+from dass_edge import checkpoint
+from dass_edge.compact.masks import connected_masks
+from dass_edge.search.models import ModelSpec, build_model
 from dass_edge.search.presets import PRESETS
 from dass_edge.workflows import DataChoice, run_search, run_train
 
@@ -51,3 +57,81 @@ def trained_checkpoint(tmp_path_factory, smoke_search):
         return cache[key]
 
     return make
+
+
+def recalibrated(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
+    """The same weights and masks with BatchNorm statistics re-estimated on random data, in eval mode.
+
+    The smoke-trained MobileNet-v2 answers every input alike (activations fade through its 17 blocks,
+    DEPENDENCY-NOTES' trap): a dead network, which export and bench rightly refuse. Fresh statistics
+    restore outputs that move with the input, so comparisons with it mean something.
+    """
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.reset_running_stats()
+        bn.momentum = None  # a plain average over the calibration batches
+    model.train()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _ in range(4):
+            model(torch.randn((16, *input_shape[1:]), generator=generator))
+        for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+            # Pruned-away channels have zero variance; folded into the conv as 1/sqrt(eps) they make FP16
+            # rounding errors of ~0.1 (the parity check would rightly fail). Trained statistics avoid it.
+            bn.running_var.clamp_(min=1e-2)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def live_checkpoint(tmp_path_factory, trained_checkpoint):
+    """Factory: ``live_checkpoint(arch)`` -> the smoke checkpoint at 90% if its output depends on its input,
+    else the same weights and masks with recalibrated BatchNorm (saved under the same file name elsewhere,
+    its health re-assessed; asserted alive). For tests whose subject is an alive network's export."""
+    from dass_edge.export.pipeline import checkpoint_health
+
+    cache: dict[str, Path] = {}
+
+    def make(arch: str) -> Path:
+        if arch not in cache:
+            path = trained_checkpoint(arch)
+            ckpt = checkpoint.load(path)
+            if not checkpoint_health(ckpt).input_dependent:
+                model = recalibrated(ckpt.build(), ckpt.input_shape)
+                ckpt = checkpoint.from_model(model, ckpt.spec, ckpt.sparsity, ckpt.step, classes=ckpt.classes,
+                                             data=ckpt.data, settings=ckpt.settings, results=ckpt.results,
+                                             test_accuracy=ckpt.test_accuracy)
+                health = checkpoint_health(ckpt, model)
+                assert health.input_dependent, health
+                path = checkpoint.save(replace(ckpt, health=health.to_dict()),
+                                       tmp_path_factory.mktemp("live") / path.name)
+            cache[arch] = path
+        return cache[arch]
+
+    return make
+
+
+def tiny_network(dead: bool) -> tuple[nn.Module, ModelSpec]:
+    """A 3-cell DARTS-V2 for 1x32x32 digits, masked at 90% with connected masks (alive). ``dead``: the stem's
+    mask is all zeros, the only path from the input cut; its BatchNorm shift is all the cells ever see."""
+    spec = ModelSpec("darts-v2", num_classes=10, in_channels=1, cells=3, channels=4)
+    torch.manual_seed(0)
+    model = build_model(spec)
+    connected_masks(model, 0.9, (1, 1, 32, 32))
+    if dead:
+        stem = model.stem[0]
+        stem.mask.zero_()
+        stem.weight.data.zero_()
+    return model.eval(), spec
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """{"alive": path, "dead": path}: tiny_network checkpoints on mnist5k (the export's parity check then
+    also runs real digits), without a stored health record, so it is assessed where it is needed."""
+    folder = tmp_path_factory.mktemp("tiny")
+    paths = {}
+    for state in ("alive", "dead"):
+        model, spec = tiny_network(state == "dead")
+        ckpt = checkpoint.from_model(model, spec, 0.9, "finetune", classes=tuple("0123456789"),
+                                     data={"name": "mnist5k"})
+        paths[state] = checkpoint.save(ckpt, folder / f"tiny-{state}.pt")
+    return paths

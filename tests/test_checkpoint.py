@@ -73,3 +73,22 @@ def test_a_pickled_object_is_never_executed(tmp_path):
     with pytest.raises(InputError):
         checkpoint.load(path)
     assert not (tmp_path / "flag").exists()
+
+
+def test_health_is_saved_loaded_and_summarised(tmp_path):
+    ckpt, _ = _masked_checkpoint()
+    ckpt.health = {"input_dependent": True, "output_spread": 0.25, "alive_mac_share": 0.4}
+    back = checkpoint.load(checkpoint.save(ckpt, tmp_path / "h.pt"))
+    assert back.health == ckpt.health
+    assert checkpoint.summary(back, "h.pt")["health"] == ckpt.health
+
+
+def test_checkpoints_from_before_health_records_still_load(tmp_path):
+    ckpt, model = _masked_checkpoint()
+    old = ckpt.to_dict()
+    del old["health"]  # what checkpoint.save wrote before the field existed
+    torch.save(old, tmp_path / "old.pt")
+    back = checkpoint.load(tmp_path / "old.pt")
+    assert back.health is None and checkpoint.summary(back, "old.pt")["health"] is None
+    x = torch.randn(2, 1, 32, 32)
+    torch.testing.assert_close(back.build()(x), model.eval()(x))

@@ -1,5 +1,5 @@
 """`dass-edge export` and `dass-edge targets` through Typer's runner: contract JSON, the status table, and
-one-line errors with nothing left behind for every kind of bad input."""
+one-line errors with nothing left behind for every kind of bad input, a dead network included."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def ckpt(trained_checkpoint) -> Path:
-    return trained_checkpoint("mobilenet-v2")
+def ckpt(live_checkpoint) -> Path:
+    return live_checkpoint("mobilenet-v2")
 
 
 def invoke(*args: str, env: dict[str, str] | None = None):
@@ -50,6 +50,7 @@ def test_export_json_prints_the_manifest(ckpt, tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
     assert manifest["target"] == "jetson-tx2" and manifest["files"] == ["model.onnx"]
+    assert manifest["dead"] is False and manifest["health"]["input_dependent"] is True
     assert manifest == json.loads((tmp_path / ckpt.stem / "jetson-tx2" / "manifest.json").read_text())
     again = invoke("export", ckpt, "--target", "jetson-tx2", "--out", tmp_path)  # replaces the old export
     assert again.exit_code == 0 and "jetson-tx2" in again.stdout
@@ -112,3 +113,33 @@ def test_bad_input_gives_one_line_and_writes_nothing(ckpt, tmp_path, monkeypatch
     result = invoke("export", path, "--target", target, "--out", out, env=env)
     one_line_error(result, pattern, code)
     assert files_under(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("target", ["jetson-tx2", "all"])
+def test_a_dead_network_is_refused_before_anything_is_written(tiny_checkpoints, tmp_path, target):
+    result = invoke("export", tiny_checkpoints["dead"], "--target", target, "--out", tmp_path / "out")
+    one_line_error(result, "tiny-dead's output does not depend on its input (output spread 0, alive MACs ", 7)
+    assert "--allow-dead" in result.stderr
+    assert files_under(tmp_path / "out") == []
+
+
+def test_allow_dead_exports_it_marked_dead(tiny_checkpoints, tmp_path):
+    result = invoke("export", tiny_checkpoints["dead"], "-t", "jetson-tx2", "--out", tmp_path, "--allow-dead",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.stdout)
+    assert manifest == json.loads((tmp_path / "tiny-dead" / "jetson-tx2" / "manifest.json").read_text())
+    assert manifest["dead"] is True and manifest["health"]["input_dependent"] is False
+    assert manifest["max_abs_diff"] <= 1e-6  # a constant is easy to match: why this cannot count as a pass
+    assert [check["passed"] for check in manifest["checks"]] == [False]
+    human = invoke("export", tiny_checkpoints["dead"], "-t", "jetson-tx2", "--out", tmp_path, "--allow-dead")
+    assert human.exit_code == 0 and "DEAD" in human.stdout
+
+
+def test_an_alive_tiny_network_exports_with_passed_checks(tiny_checkpoints, tmp_path):
+    result = invoke("export", tiny_checkpoints["alive"], "-t", "jetson-tx2", "--out", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.stdout)
+    assert manifest["dead"] is False and manifest["health"]["input_dependent"] is True
+    assert 0 < manifest["health"]["alive_mac_share"] <= 1
+    assert all(check["passed"] and check["reference_spread"] > 1e-3 for check in manifest["checks"])

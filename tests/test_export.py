@@ -1,8 +1,10 @@
 """Round trip of every exporter over the target registry for DASS, DARTS-V2 and MobileNet-v2 at 90%.
 
-Each export runs through the whole pipeline (bake -> export -> parity -> manifest); the test then loads
-every written file again in its real runtime and compares it with PyTorch itself. Targets whose files are
-made exactly like another target's (same format, precision, opset, IR) are covered by that target.
+Each export runs through the whole pipeline (health -> bake -> export -> parity -> manifest); the test then
+loads every written file again in its real runtime and compares it with PyTorch itself, on an input that
+moves the output. Targets whose files are made exactly like another target's (same format, precision,
+opset, IR) are covered by that target. Networks are alive (conftest.live_checkpoint): a dead one is refused,
+see test_health.py.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
+from conftest import recalibrated
 from dass_edge import checkpoint, runtimes
 from dass_edge.export import get_exporter
 from dass_edge.export.pipeline import MANIFEST, export_checkpoint
@@ -25,7 +27,7 @@ from dass_edge.targets import Target, get_target, load_targets
 ARCHS = ("dass", "darts-v2", "mobilenet-v2")
 CONTRACT = {"target", "format", "precision", "files", "sha256", "input_shape", "input_layout", "params",
             "nonzero_params", "sparsity", "max_abs_diff", "atol", "top1_agreement", "tools", "test_accuracy",
-            "compacted", "compaction"}
+            "compacted", "compaction", "health", "dead"}
 
 
 def file_configs(target: Target) -> set[tuple]:
@@ -52,8 +54,8 @@ def test_covering_targets_cover_the_registry():
 
 @pytest.mark.parametrize("target", covering_targets())
 @pytest.mark.parametrize("arch", ARCHS)
-def test_export_round_trip(trained_checkpoint, tmp_path, arch, target):
-    path = trained_checkpoint(arch)
+def test_export_round_trip(live_checkpoint, tmp_path, arch, target):
+    path = live_checkpoint(arch)
     manifest = export_checkpoint(path, target, tmp_path).to_dict()
     folder = tmp_path / path.stem / target
     assert CONTRACT <= manifest.keys()
@@ -62,6 +64,8 @@ def test_export_round_trip(trained_checkpoint, tmp_path, arch, target):
     for name in manifest["files"]:
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == manifest["sha256"][name]
     assert manifest["max_abs_diff"] <= manifest["atol"] and manifest["top1_agreement"] >= 0.9
+    assert manifest["dead"] is False and manifest["health"]["input_dependent"] is True
+    assert all(check["passed"] for check in manifest["checks"])
     assert manifest["nonzero_params"] <= 0.11 * manifest["params"] and manifest["compacted"] is True
     # fewer MACs always; stored parameters can grow at 90% on tiny nets (per-position border constants)
     assert manifest["compaction"]["macs_after"] <= manifest["compaction"]["macs_before"]
@@ -71,6 +75,7 @@ def test_export_round_trip(trained_checkpoint, tmp_path, arch, target):
     x = np.random.default_rng(1).standard_normal(ckpt.input_shape).astype(np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
+        assert np.abs(expected - model(torch.zeros_like(torch.from_numpy(x))).numpy()).max() > 1e-3
     loadable = [folder / n for n in manifest["files"] if not n.endswith(".bin")]
     for file in loadable:
         session = runtimes.load(file, device="CPU")
@@ -78,28 +83,6 @@ def test_export_round_trip(trained_checkpoint, tmp_path, arch, target):
         np.testing.assert_allclose(session.run(x), expected, atol=manifest["atol"], err_msg=file.name)
         if file.suffix == ".tflite":
             assert op_types(file)["DEPTHWISE_CONV_2D"] >= depthwise_count(model) > 0
-
-
-def recalibrated(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
-    """The same weights and masks with BatchNorm statistics re-estimated on random data, in eval mode.
-
-    The smoke-trained MobileNet-v2 answers every input alike (activations fade through its 17 blocks,
-    DEPENDENCY-NOTES' trap), which would make any export look right; fresh statistics restore outputs
-    that move with the input, so the comparison means something.
-    """
-    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
-        bn.reset_running_stats()
-        bn.momentum = None  # a plain average over the calibration batches
-    model.train()
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for _ in range(4):
-            model(torch.randn((16, *input_shape[1:]), generator=generator))
-        for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
-            # Pruned-away channels have zero variance; folded into the conv as 1/sqrt(eps) they make FP16
-            # rounding errors of ~0.1 (the parity check would rightly fail). Trained statistics avoid it.
-            bn.running_var.clamp_(min=1e-2)
-    return model.eval()
 
 
 @pytest.mark.parametrize("target", ["adreno640", "myriad-vpu"])
@@ -119,8 +102,8 @@ def test_fp16_exports_follow_input_dependent_outputs(trained_checkpoint, tmp_pat
     np.testing.assert_allclose(got, expected, atol=spec.atol)
 
 
-def test_no_compact_exports_the_masked_network_densely(trained_checkpoint, tmp_path):
-    path = trained_checkpoint("darts-v2")
+def test_no_compact_exports_the_masked_network_densely(live_checkpoint, tmp_path):
+    path = live_checkpoint("darts-v2")
     dense = export_checkpoint(path, "jetson-tx2", tmp_path / "dense", compact=False)
     compact = export_checkpoint(path, "jetson-tx2", tmp_path / "compact")
     assert dense.compacted is False and dense.compaction is None

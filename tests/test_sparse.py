@@ -35,7 +35,8 @@ def test_magnitude_masks_keep_the_largest_weights():
 def test_scores_get_gradients_through_the_straight_through_mask():
     layer = SparseConv2d(4, 4, 3, padding=1)
     sparse.init_scores(layer)
-    sparse.set_mode(layer, "prune", 0.75)
+    sparse.allocate(layer, 0.75)
+    sparse.set_mode(layer, "prune")
     layer(torch.randn(2, 4, 8, 8)).square().sum().backward()
     assert layer.weight.grad is None
     assert layer.scores.grad is not None
@@ -77,3 +78,50 @@ def test_bake_gives_plain_layers_with_identical_outputs():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError):
         sparse.set_mode(SparseLinear(2, 2), "half")
+
+
+def _small_network():
+    from dass_edge.search.models import ModelSpec, build_model
+
+    torch.manual_seed(0)
+    return build_model(ModelSpec("darts-v2", 10, 1, 16, "custom", 3, 8))
+
+
+@pytest.mark.parametrize("allocation", sparse.ALLOCATIONS)
+def test_every_allocation_keeps_the_same_total_budget(allocation):
+    model = _small_network()
+    sparse.init_scores(model)
+    kept = sparse.allocate(model, 0.99, allocation)
+    total = sum(layer.weight.numel() for layer in sparse.sparse_layers(model))
+    budget = sparse.kept_count(total, 0.99)
+    # uniform rounds per layer and keeps one weight even where 1% is less; the others spend the total
+    slack = len(kept) if allocation == "uniform" else len(kept) // 2
+    assert abs(sum(kept.values()) - budget) <= slack
+    assert all(1 <= keep <= layer.weight.numel() for keep, layer in zip(kept.values(), sparse.sparse_layers(model)))
+
+
+def test_erk_keeps_small_layers_denser_than_large_ones():
+    shapes = {"depthwise": (16, 1, 3, 3), "pointwise": (16, 16, 1, 1), "wide": (64, 64, 3, 3)}
+    densities = sparse.erk_densities(shapes, 0.01)
+    assert densities["depthwise"] > densities["pointwise"] > densities["wide"]
+    kept = sum(densities[n] * torch.Size(s).numel() for n, s in shapes.items())
+    assert kept == pytest.approx(0.01 * sum(torch.Size(s).numel() for s in shapes.values()))
+    assert sparse.erk_densities(shapes, 0.9)["depthwise"] == 1.0  # capped, the rest re-solved
+
+
+def test_global_allocation_follows_the_scores_across_layers():
+    big, small = SparseLinear(10, 10), SparseLinear(10, 10)
+    model = nn.ModuleList([big, small])
+    big.scores.data.fill_(1.0)
+    small.scores.data.fill_(0.01)
+    kept = sparse.allocate(model, 0.9, "global")
+    assert kept == {"0": 20, "1": 1}  # 20 of 200 weights, all where the scores are; never a layer with none
+
+
+def test_ramped_keep_falls_from_dense_to_the_target():
+    from dass_edge.search.algorithm import ramped_keep
+
+    path = [ramped_keep(1000, 10, p / 10, 0.5) for p in range(11)]
+    assert path[0] == 1000 and path[5:] == [10] * 6
+    assert all(a >= b for a, b in zip(path, path[1:]))
+    assert ramped_keep(1000, 10, 0.0, 0.0) == 10  # no ramp: the paper's one jump

@@ -1,5 +1,6 @@
-"""One bench call end to end: resolve the model (exporting a checkpoint first), measure where the target
-says (here, on a board over SSH, or predicted), then gate against a baseline. Returns the contract's dict.
+"""One bench call end to end: resolve the model (exporting a checkpoint first), refuse it if its output
+does not depend on its input (bench/alive.py), measure where the target says (here, on a board over SSH,
+or predicted), then gate against a baseline. Returns the contract's dict.
 
 Kept out of the CLI so scripts (benchmarks/, CI helpers) get the same behaviour as ``dass-edge bench``.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dass_edge.bench import gate
+from dass_edge.bench.alive import checkpoint_alive, file_alive
 from dass_edge.bench.measure import Settings, measure_file, result_from_timing
 from dass_edge.errors import DassEdgeError, InputError
 
@@ -35,6 +37,7 @@ class BenchRequest:
     baseline_key: str | None = None
     tolerance: float = gate.DEFAULT_TOLERANCE
     update_baseline: bool = False
+    allow_dead: bool = False  # measure a network whose output does not depend on its input (else refused)
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class ResolvedModel:
     key: str  # its name in baseline files
     test_accuracy: float | None
     checkpoint: Path | None
+    dead: bool = False  # only with BenchRequest.allow_dead
 
 
 def _load_checkpoint(path: Path):  # -> Checkpoint | None
@@ -68,15 +72,19 @@ def _manifest_of(model: Path) -> dict[str, Any]:
     return manifest if model.name in manifest.get("files", ()) else {}
 
 
-def _current_export(checkpoint: Path, target, export_dir: Path) -> Path | None:  # noqa: ANN001
-    """An export of this checkpoint for this target that is newer than the checkpoint, if there is one."""
+def _current_export(checkpoint: Path, target, export_dir: Path, allow_dead: bool  # noqa: ANN001
+                    ) -> tuple[Path, dict[str, Any]] | None:
+    """An export of this checkpoint for this target that is newer than the checkpoint, and its manifest, if
+    there is one (one marked dead only when dead networks are allowed, one from before health records never)."""
     folder = export_dir / checkpoint.stem / target.name
     manifest = _read_manifest(folder)
     if manifest.get("format") != target.format or manifest.get("checkpoint") != str(checkpoint):
         return None
+    if "dead" not in manifest or (manifest["dead"] and not allow_dead):
+        return None
     main = folder / manifest["files"][0]
     if main.is_file() and (folder / MANIFEST).stat().st_mtime >= checkpoint.stat().st_mtime:
-        return main
+        return main, manifest
     return None
 
 
@@ -84,27 +92,47 @@ def resolve_model(request: BenchRequest, target) -> ResolvedModel:  # noqa: ANN0
     """A model file as given, or a checkpoint exported first in the target's format.
 
     Only the target's main format is exported (extra formats such as intel-cpu's TFLite take minutes and
-    are not measured), and an export already newer than the checkpoint is reused.
+    are not measured), and an export already newer than the checkpoint is reused. A dead network raises
+    DeadModelError before anything is exported or measured, unless the request allows it.
     """
-    path = request.model
+    path = _checked_path(request.model)
+    ckpt = _load_checkpoint(path) if path.suffix.lower() in (".pt", ".pth") else None
+    if ckpt is None:
+        manifest = _manifest_of(path)
+        health = file_alive(path, manifest, runtime_for(request, target, path), request.allow_dead)
+        return ResolvedModel(path, manifest.get("model") or path.stem, manifest.get("test_accuracy"), None,
+                             dead=health is not None and not health.input_dependent)
+    checkpoint_alive(ckpt, path.stem, request.allow_dead)
+    current = _current_export(path, target, request.export_dir, request.allow_dead)
+    if current is None:
+        from dass_edge.export.pipeline import export_checkpoint
+        log.info("exporting %s for %s (%s)", path.name, target.name, target.format)
+        made = export_checkpoint(path, replace(target, extra_formats=()), request.export_dir,
+                                 allow_dead=request.allow_dead)
+        exported, dead = Path(made.path) / made.files[0], made.dead  # the target's main format comes first
+    else:
+        exported, dead = current[0], bool(current[1]["dead"])
+        log.info("using the current export %s", exported)
+    return ResolvedModel(exported, path.stem, ckpt.test_accuracy, path, dead)
+
+
+def _checked_path(path: Path) -> Path:
     if not path.is_file():
         raise InputError(f"{path} does not exist")
     if path.suffix.lower() not in MODEL_EXTENSIONS:
         raise InputError(f"cannot bench {path.name}: expected a checkpoint (.pt) or a model file "
                          f"({', '.join(MODEL_EXTENSIONS)})")
+    return path
+
+
+def _predicted_alive(request: BenchRequest) -> bool:
+    """The same refusal before a prediction; True when the network is dead (and allowed)."""
+    path = _checked_path(request.model)
     ckpt = _load_checkpoint(path) if path.suffix.lower() in (".pt", ".pth") else None
-    if ckpt is None:
-        manifest = _manifest_of(path)
-        return ResolvedModel(path, manifest.get("model") or path.stem, manifest.get("test_accuracy"), None)
-    exported = _current_export(path, target, request.export_dir)
-    if exported is None:
-        from dass_edge.export.pipeline import export_checkpoint
-        log.info("exporting %s for %s (%s)", path.name, target.name, target.format)
-        manifest = export_checkpoint(path, replace(target, extra_formats=()), request.export_dir)
-        exported = Path(manifest.path) / manifest.files[0]  # the target's main format comes first
-    else:
-        log.info("using the current export %s", exported)
-    return ResolvedModel(exported, path.stem, ckpt.test_accuracy, path)
+    if ckpt is not None:
+        return not checkpoint_alive(ckpt, path.stem, request.allow_dead).input_dependent
+    health = file_alive(path, _manifest_of(path), None, request.allow_dead)
+    return health is not None and not health.input_dependent
 
 
 def runtime_for(request: BenchRequest, target, model: Path) -> str | None:  # noqa: ANN001
@@ -157,10 +185,12 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
     from dass_edge.targets import get_target
     target = get_target(request.device)
     if target.latency_source == "predicted":
+        dead = _predicted_alive(request)
         result = _predict(request, target)
         key = request.baseline_key or request.model.stem
     else:
         model = resolve_model(request, target)
+        dead = model.dead
         result = _measure(request, target, model)
         result["test_accuracy"] = model.test_accuracy
         if model.checkpoint is not None:
@@ -169,6 +199,8 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
         key = request.baseline_key or (model.key if result["runtime"] == target.runtime
                                        else f"{model.key}@{result['runtime']}")
     result["model_key"] = key
+    if dead:
+        result["dead"] = True  # measured only because allow_dead said so
     if request.update_baseline:
         path = request.baseline or default_baseline(target.name)
         gate.write_baseline(path, key, result)

@@ -11,12 +11,13 @@ import typer
 from dass_edge.bench import gate
 from dass_edge.bench.measure import Settings
 from dass_edge.bench.service import BenchRequest, run_bench
-from dass_edge.cli.options import JsonFlag, emit
+from dass_edge.cli.options import AllowDead, JsonFlag, emit
 from dass_edge.errors import DassEdgeError, RegressionError
 
 EXIT_CODES = ("Exit codes: 0 measured, no regression; 10 regression (slower than the baseline beyond the "
               "tolerance); 2 bad input (unknown device, missing file or baseline entry); 3 runtime or paramiko "
               "not installed; 5 board error (unreachable, key or host key refused, agent failed or killed); "
+              "7 dead model (its output does not depend on its input; --allow-dead measures it anyway); "
               "1 other errors.")
 
 _BOARD = "Board (SSH targets)"
@@ -84,6 +85,7 @@ def bench(
     known_hosts: Annotated[Path | None, typer.Option("--known-hosts", rich_help_panel=_BOARD)] = None,
     remote_timeout: Annotated[float | None, typer.Option("--remote-timeout", help="Seconds the agent may run.",
                                                          rich_help_panel=_BOARD)] = None,
+    allow_dead: AllowDead = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Measure batch-1 latency of MODEL on DEVICE; with --baseline, fail (exit 10) on a regression.
@@ -93,6 +95,9 @@ def bench(
 
     Timing: first inference alone, --warmup runs, then rounds of at least --runs runs and --min-seconds
     seconds each, with the clock around the runtime call only.
+
+    A network whose output does not depend on its input (checkpoint health, export manifest, or a file run
+    here on a few random inputs) is refused with exit 7 unless --allow-dead.
     """
     gated = baseline is not None or update_baseline
     settings = Settings(warmup, runs, min_seconds, rounds or (5 if gated else 1), threads)
@@ -101,7 +106,8 @@ def bench(
         export_dir=export_dir,
         board={"board": board, "inventory": inventory, "host": host, "user": user, "port": port, "key": key,
                "python": python, "known_hosts": known_hosts, "run_timeout_s": remote_timeout},
-        baseline=baseline, baseline_key=baseline_key, tolerance=tolerance, update_baseline=update_baseline)
+        baseline=baseline, baseline_key=baseline_key, tolerance=tolerance, update_baseline=update_baseline,
+        allow_dead=allow_dead)
     start = time.monotonic()
     try:
         result = run_bench(request)

@@ -1,6 +1,6 @@
 """`dass-edge export CHECKPOINT --target NAME|all`: device files plus manifest.json, each checked against
 PyTorch. With ``all`` every target is tried, a status table is printed and the exit code is non-zero if
-any failed."""
+any failed. A network whose output does not depend on its input is refused (exit 7) unless --allow-dead."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dass_edge.cli.options import JsonFlag, OutDir, emit
-from dass_edge.errors import DassEdgeError
+from dass_edge.cli.options import AllowDead, JsonFlag, OutDir, emit
+from dass_edge.errors import DassEdgeError, DeadModelError
 from dass_edge.targets import get_target, load_targets
 
 TargetName = Annotated[str, typer.Option("--target", "-t", help="A target name (see `dass-edge targets`) or "
@@ -21,9 +21,11 @@ TargetName = Annotated[str, typer.Option("--target", "-t", help="A target name (
 
 def _print_manifest(manifest: dict[str, Any]) -> None:
     size = sum(manifest["size_bytes"].values())
+    parity = ("DEAD: the output does not depend on the input, parity not checked" if manifest["dead"]
+              else f"max abs diff {manifest['max_abs_diff']:.2g} <= {manifest['atol']:g}")
     Console().print(f"[bold]{manifest['target']}[/]: {', '.join(manifest['files'])} ({size / 1024:.1f} KiB, "
-                    f"{manifest['format']} {manifest['precision']}, {manifest['input_layout']}), max abs diff "
-                    f"{manifest['max_abs_diff']:.2g} <= {manifest['atol']:g} -> {manifest['path']}")
+                    f"{manifest['format']} {manifest['precision']}, {manifest['input_layout']}), {parity} "
+                    f"-> {manifest['path']}")
 
 
 def _print_status(rows: list[dict[str, Any]]) -> None:
@@ -33,17 +35,19 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
         table.add_row(row["target"], row.get("format", ""),
                       f"{sum(row['size_bytes'].values()) / 1024:.1f} KiB" if ok else "",
                       f"{row['max_abs_diff']:.2g}" if ok else "",
-                      "[green]ok[/]" if ok else f"[red]{row['error']}[/]")
+                      ("[yellow]dead[/]" if row["dead"] else "[green]ok[/]") if ok else f"[red]{row['error']}[/]")
     Console().print(table)
 
 
-def _export_all(checkpoint: Path, out: Path, compact: bool) -> list[dict[str, Any]]:
+def _export_all(checkpoint: Path, out: Path, compact: bool, allow_dead: bool) -> list[dict[str, Any]]:
     from dass_edge.export.pipeline import export_checkpoint
 
     rows = []
     for target in load_targets().values():
         try:
-            rows.append(export_checkpoint(checkpoint, target, out, compact=compact).to_dict())
+            rows.append(export_checkpoint(checkpoint, target, out, compact=compact, allow_dead=allow_dead).to_dict())
+        except DeadModelError:
+            raise  # a fact about the network, the same for every target: one error, not a table of them
         except DassEdgeError as exc:
             rows.append({"target": target.name, "format": target.format, "error": str(exc)})
     return rows
@@ -56,19 +60,21 @@ def export(
     compact: Annotated[bool, typer.Option("--compact/--no-compact", help="Remove pruned channels exactly before "
                                           "exporting (default), rounding kept counts up to the target's "
                                           "channel_multiple; --no-compact exports the masked network densely.")] = True,
+    allow_dead: AllowDead = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Export a checkpoint for a device target into OUT/<model>/<target>/ and check it against PyTorch.
 
     The exported file is compared with the masked PyTorch model on random inputs and real test images; a
-    difference above the target's atol fails the export and leaves nothing behind."""
+    difference above the target's atol fails the export and leaves nothing behind. A network whose output
+    does not depend on its input is refused (exit 7) before anything is written, unless --allow-dead."""
     from dass_edge.export.pipeline import export_checkpoint  # torch and converters: not for `--help`
 
     if target != "all":
-        emit(export_checkpoint(checkpoint, get_target(target), out, compact=compact).to_dict(), as_json,
-             _print_manifest)
+        emit(export_checkpoint(checkpoint, get_target(target), out, compact=compact, allow_dead=allow_dead
+                               ).to_dict(), as_json, _print_manifest)
         return
-    rows = _export_all(checkpoint, out, compact)
+    rows = _export_all(checkpoint, out, compact, allow_dead)
     emit(rows, as_json, _print_status)
     failed = [row for row in rows if "error" in row]
     if failed:

@@ -14,10 +14,20 @@ OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed repeats a run exactly.")]
 Preset = Annotated[str, typer.Option("--preset", help="Schedule: paper (published, GPU-days), quick (minutes on "
                                      "a CPU, the demo's) or smoke (seconds, for tests).")]
-Sparsity = Annotated[float, typer.Option("--sparsity", help="Fraction of weights pruned in every sparse layer, in "
-                                         "(0, 1); 0.99 is the paper's headline.")]
+Sparsity = Annotated[float, typer.Option("--sparsity", help="Fraction of the prunable weights removed, in (0, 1); "
+                                         "0.99 is the paper's headline.")]
+Epochs = Annotated[str | None, typer.Option("--epochs", help="Epochs per step, overriding the preset: PRETRAIN,PRUNE,"
+                                            "FINETUNE (e.g. 3,2,6) or one number for all; whole epochs, no batch cap.")]
+BatchSize = Annotated[str | None, typer.Option("--batch-size", help="Batch size per step, overriding the preset: "
+                                               "PRETRAIN,PRUNE,FINETUNE or one number for all.")]
+Allocation = Annotated[str | None, typer.Option("--allocation", help="How the kept weights are spread over layers: "
+                                                "uniform (the paper: every layer at --sparsity), erk (Erdos-Renyi "
+                                                "kernel) or global (one ranking of all scores). Default: the preset's.")]
 Data = Annotated[str, typer.Option("--data", help="Data set: mnist5k (bundled), fashion-mnist (Debian package), "
                                    "cifar10 (needs --data-dir) or folder (one sub-folder per class).")]
+AllowDead = Annotated[bool, typer.Option("--allow-dead", help="Go on with a network whose output does not depend "
+                                          "on its input (refused otherwise, exit 7); an export is then marked "
+                                          "dead in its manifest.")]
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the data set lives (cifar10, folder, or "
                                               "another copy of fashion-mnist).")]
 

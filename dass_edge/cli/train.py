@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from dass_edge.cli.options import Data, DataDir, JsonFlag, OutDir, Preset, Seed, Sparsity, emit
+from dass_edge.cli.options import (Allocation, BatchSize, Data, DataDir, Epochs, JsonFlag, OutDir, Preset, Seed,
+                                   Sparsity, emit)
+
+if TYPE_CHECKING:
+    from dass_edge.search.presets import Preset as Schedule
 
 # torch and the training code are imported inside the commands so that `dass-edge --help` stays fast.
 
@@ -24,6 +28,16 @@ def _print_summary(result: dict[str, Any]) -> None:
     console.print(f"checkpoint: {result['checkpoint']}")
 
 
+def _schedule(preset: str, epochs: str | None, batch_size: str | None, allocation: str | None) -> Schedule:
+    from dass_edge.search.presets import get_preset, parse_per_step
+
+    return get_preset(preset).with_overrides(
+        parse_per_step(epochs, "--epochs") if epochs else None,
+        parse_per_step(batch_size, "--batch-size") if batch_size else None,
+        allocation,
+    )
+
+
 def search(
     data: Data = "mnist5k",
     data_dir: DataDir = None,
@@ -31,6 +45,9 @@ def search(
     sparsity: Sparsity = 0.99,
     out: OutDir = Path("runs/search"),
     seed: Seed = 0,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    allocation: Allocation = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore a finished pretrain step in --out.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -40,11 +57,10 @@ def search(
     the same settings is reused unless --fresh. Fine-tune the result with `dass-edge train --arch dass:OUT/search.pt`.
     """
     from dass_edge import checkpoint
-    from dass_edge.search.presets import get_preset
     from dass_edge.workflows import DataChoice, run_search
 
-    path = run_search(DataChoice(data, str(data_dir) if data_dir else None), get_preset(preset), sparsity, out,
-                      seed, resume=not fresh)
+    path = run_search(DataChoice(data, str(data_dir) if data_dir else None),
+                      _schedule(preset, epochs, batch_size, allocation), sparsity, out, seed, resume=not fresh)
     emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
 
 
@@ -60,6 +76,9 @@ def train(
     preset: Preset = "paper",
     out: OutDir = Path("runs/train"),
     seed: Seed = 0,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    allocation: Allocation = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune a sparse network (DASS step 3), or train and prune a baseline with HYDRA.
@@ -68,11 +87,10 @@ def train(
     masks. Anything else is built at its size and trained dense, pruned by learned scores, then fine-tuned.
     """
     from dass_edge import checkpoint
-    from dass_edge.search.presets import get_preset
     from dass_edge.workflows import DataChoice, run_train
 
-    path = run_train(arch, DataChoice(data, str(data_dir) if data_dir else None), get_preset(preset), sparsity,
-                     out, variant, seed)
+    path = run_train(arch, DataChoice(data, str(data_dir) if data_dir else None),
+                     _schedule(preset, epochs, batch_size, allocation), sparsity, out, variant, seed)
     emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
 
 

@@ -1,5 +1,7 @@
-"""Checkpoint -> device files: prepare (bake masks) -> export each format -> check parity -> manifest.
+"""Checkpoint -> device files: health -> prepare (bake masks) -> export each format -> parity -> manifest.
 
+A network whose output does not depend on its input is refused before anything is written (DeadModelError,
+see dass_edge.health), unless ``allow_dead`` asks for it explicitly; its manifest then says ``"dead": true``.
 Everything is written into a temporary folder beside the destination and renamed to
 ``<out>/<model>/<target>/`` only once every file has passed its parity check, so a failure at any stage
 leaves nothing behind and an earlier good export stays in place.
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from dass_edge import checkpoint as ckpt_io
@@ -28,6 +31,7 @@ from dass_edge.checkpoint import Checkpoint
 from dass_edge.errors import DassEdgeError, InputError
 from dass_edge.export import Artifact, get_exporter
 from dass_edge.export.validate import MAX_REAL_IMAGES, Parity, check_inputs, check_parity
+from dass_edge.health import Health, assess, require_alive
 from dass_edge.search import sparse
 from dass_edge.targets import RUNTIMES_OF_FORMAT, Target, get_target
 
@@ -66,6 +70,8 @@ class Manifest:
     compacted: bool
     compaction: dict[str, int] | None  # params and MACs before/after, channel multiple (None: not compacted)
     export_seconds: float
+    health: dict[str, Any] | None = None  # Health.to_dict(): the checkpoint's record, or assessed on export
+    dead: bool = False  # the output does not depend on the input; exported only because allow_dead said so
     path: str = field(default="")
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +112,16 @@ def _load_images(name: str, data_dir: str | None, image_size: int) -> np.ndarray
     return data.x_test[:MAX_REAL_IMAGES].numpy()
 
 
+def checkpoint_health(checkpoint: Checkpoint, model: nn.Module | None = None) -> Health:
+    """The checkpoint's stored health, else assessed now on its real test images (the parity check's) and
+    random inputs; ``model`` is ``checkpoint.build()`` when the caller already has it."""
+    if checkpoint.health is not None:
+        return Health.from_dict(checkpoint.health)
+    images = _test_images(checkpoint)
+    real = torch.empty((0, *checkpoint.input_shape[1:])) if images is None else torch.from_numpy(images)
+    return assess(model if model is not None else checkpoint.build(), real)
+
+
 def _check_runtime(target: Target, fmt: str) -> str:
     """Parity runs in the target's own runtime when it is installed here, else in the format's default."""
     if fmt == target.format and target.runtime in runtimes.available():
@@ -118,7 +134,8 @@ def _sha256(path: Path) -> str:
 
 
 def _export_format(model: nn.Module, reference: nn.Module, shape: tuple[int, ...], target: Target, fmt: str,
-                   out: Path, work: Path, inputs: list[np.ndarray], real: int) -> tuple[Artifact, Parity]:
+                   out: Path, work: Path, inputs: list[np.ndarray], real: int, allow_dead: bool
+                   ) -> tuple[Artifact, Parity]:
     """Export ``model`` and compare the file with ``reference``, the masked checkpoint model: parity then
     vouches for compaction and conversion together."""
     try:
@@ -130,19 +147,20 @@ def _export_format(model: nn.Module, reference: nn.Module, shape: tuple[int, ...
         raise DassEdgeError(f"{fmt} export for {target.name} failed: {type(exc).__name__}: "
                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
     session = runtimes.load(artifact.model_file, _check_runtime(target, fmt), device="CPU")
-    parity = check_parity(reference, session, artifact.model_file.name, target.atol, inputs, real)
+    parity = check_parity(reference, session, artifact.model_file.name, target.atol, inputs, real, allow_dead)
     log.info("%s: %s max abs diff %.3g", target.name, artifact.model_file.name, parity.max_abs_diff)
     return artifact, parity
 
 
 def _write_files(checkpoint: Checkpoint, model: nn.Module, reference: nn.Module, target: Target, out: Path,
-                 work: Path, compaction: dict[str, int] | None, names: dict[str, Any]) -> Manifest:
+                 work: Path, compaction: dict[str, int] | None, health: Health, allow_dead: bool,
+                 names: dict[str, Any]) -> Manifest:
     started = time.perf_counter()
     shape = checkpoint.input_shape
     images = _test_images(checkpoint)
     inputs = check_inputs(shape, images)
     real = 0 if images is None else min(len(images), MAX_REAL_IMAGES)
-    results = [_export_format(model, reference, shape, target, fmt, out, work, inputs, real)
+    results = [_export_format(model, reference, shape, target, fmt, out, work, inputs, real, allow_dead)
                for fmt in (target.format, *target.extra_formats)]
     main, main_parity = results[0]
     if main.input_layout != target.input_layout:
@@ -164,7 +182,8 @@ def _write_files(checkpoint: Checkpoint, model: nn.Module, reference: nn.Module,
         top1_agreement=min(agreements) if agreements else None, checks=[asdict(p) for _, p in results],
         tools=tools, test_accuracy=checkpoint.test_accuracy,
         compacted=compaction is not None, compaction=compaction,
-        export_seconds=round(time.perf_counter() - started, 3), **names)
+        export_seconds=round(time.perf_counter() - started, 3), health=health.to_dict(),
+        dead=not health.input_dependent or not all(p.passed for _, p in results), **names)
 
 
 def _publish(tmp: Path, dest: Path) -> None:
@@ -191,23 +210,28 @@ def _make_parent(parent: Path) -> list[Path]:
 
 
 def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, out_dir: Path = Path("exported"),
-                      *, compact: bool = True) -> Manifest:
-    """Export one checkpoint for one target into ``out_dir/<model>/<target>/``; returns its manifest."""
+                      *, compact: bool = True, allow_dead: bool = False) -> Manifest:
+    """Export one checkpoint for one target into ``out_dir/<model>/<target>/``; returns its manifest.
+
+    A dead network (output independent of the input) raises DeadModelError before anything is written;
+    ``allow_dead`` exports it anyway, marked ``dead`` in the manifest, its parity checks not passed."""
     target = get_target(target) if isinstance(target, str) else target
     checkpoint_path = Path(checkpoint_path)
     checkpoint = ckpt_io.load(checkpoint_path)
     model = checkpoint.build()
+    name = checkpoint_path.stem
+    health = checkpoint_health(checkpoint, model)
+    require_alive(health, name, allow_dead)
     params, nonzero = sparse.count_params(model)
     prepared, compaction = deployable(model, checkpoint.input_shape, target.channel_multiple, compact)
     prepared.eval()
-    name = checkpoint_path.stem
     dest = Path(out_dir) / name / target.name
     created = _make_parent(dest.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=dest.parent))
     try:
         work = tmp / ".work"
         work.mkdir()
-        manifest = _write_files(checkpoint, prepared, model, target, tmp, work, compaction,
+        manifest = _write_files(checkpoint, prepared, model, target, tmp, work, compaction, health, allow_dead,
                                 dict(model=name, checkpoint=str(checkpoint_path), params=params,
                                      nonzero_params=nonzero))
         shutil.rmtree(work)

@@ -6,6 +6,11 @@ dilated depthwise convolutions (DASS's dil_conv) into grouped CONV_2D, which GPU
 litert-torch keeps every one as DEPTHWISE_CONV_2D. Its input stays NCHW (one TRANSPOSE inside). Nothing is
 downloaded at convert time. The exporter counts op types in the flatbuffer and fails if a depthwise
 convolution of the model did not become a DEPTHWISE_CONV_2D.
+
+Average pooling that excludes padding from its divisor (the search space's avg_pool_3x3) has no TFLite
+builtin: litert-torch lowers it to STABLEHLO_REDUCE_WINDOW, which tflite-runtime 2.13/2.14 on the boards
+refuse. Before converting, each such pool becomes explicit zero padding, a builtin AVERAGE_POOL_2D without
+padding, and a constant per-position divisor correction (PAD, AVERAGE_POOL_2D, MUL): the same values.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
+import copy
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dass_edge.errors import DassEdgeError
@@ -55,10 +63,53 @@ def _stdout_to_log(tool: str) -> Iterator[None]:
     log.debug("%s: %s", tool, captured.getvalue().strip())
 
 
+class PaddedAvgPool(nn.Module):
+    """AvgPool2d(count_include_pad=False) for a fixed input size as PAD -> AVERAGE_POOL_2D -> MUL."""
+
+    def __init__(self, pool: nn.AvgPool2d, height: int, width: int):
+        super().__init__()
+        self.kernel, self.stride, self.pad = pool.kernel_size, pool.stride, _pair(pool.padding)
+        ones = torch.ones(1, 1, height, width)
+        counted = F.avg_pool2d(self._padded(ones), self.kernel, self.stride, ceil_mode=pool.ceil_mode)
+        self.ceil_mode = pool.ceil_mode
+        self.register_buffer("divisor_fix", 1.0 / counted)  # kernel area / cells that were not padding
+
+    def _padded(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (self.pad[1], self.pad[1], self.pad[0], self.pad[0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(self._padded(x), self.kernel, self.stride, ceil_mode=self.ceil_mode) * self.divisor_fix
+
+
+def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def with_builtin_pools(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
+    """A copy of ``model`` whose padding-excluding average pools are PaddedAvgPool (same outputs)."""
+    model = copy.deepcopy(model).eval()
+    pools = {name: m for name, m in model.named_modules()
+             if isinstance(m, nn.AvgPool2d) and not m.count_include_pad and _pair(m.padding) != (0, 0)}
+    if not pools:
+        return model
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = [m.register_forward_pre_hook(lambda _m, args, name=name: shapes.setdefault(name, args[0].shape))
+             for name, m in pools.items()]
+    with torch.no_grad():
+        model(torch.zeros(input_shape))
+    for hook in hooks:
+        hook.remove()
+    for name, pool in pools.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, PaddedAvgPool(pool, *shapes[name][-2:]))
+    return model
+
+
 def _convert(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
     litert_torch = require("litert_torch", "tflite")
     with _stdout_to_log("litert-torch"):
-        litert_torch.convert(model.eval(), (torch.zeros(input_shape),)).export(str(path))
+        litert_torch.convert(with_builtin_pools(model, input_shape), (torch.zeros(input_shape),)).export(str(path))
 
 
 def _to_fp16(source: Path, path: Path) -> None:

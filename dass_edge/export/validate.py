@@ -3,6 +3,10 @@
 Inputs are several random tensors (any input must match, not only natural images) plus, when the
 checkpoint's test set is at hand, real images, on which top-1 agreement is also counted. An output whose
 max abs difference exceeds the target's ``atol`` fails the export with one ParityError listing them all.
+
+Matching a constant proves nothing: when PyTorch's own outputs over these different inputs are constant
+(``dass_edge.health``'s criterion), the check does not pass. It raises DeadModelError, or, when the caller
+allows dead networks, returns a Parity with ``passed`` False.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 from torch import nn
 
 from dass_edge.errors import ParityError
+from dass_edge.health import Health, is_alive, output_spread, require_alive
 from dass_edge.runtimes import Session
 
 RANDOM_INPUTS = 4
@@ -28,6 +33,8 @@ class Parity:
     max_abs_diff: float
     top1_agreement: float | None  # over the real images; None without a test set
     inputs_checked: int
+    reference_spread: float  # health.output_spread of PyTorch's outputs over the inputs
+    passed: bool  # False when the reference is constant: agreement on a constant is no evidence
 
 
 def check_inputs(input_shape: tuple[int, ...], images: np.ndarray | None, seed: int = 0) -> list[np.ndarray]:
@@ -44,13 +51,16 @@ def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
 
 
 def check_parity(model: nn.Module, session: Session, file: str, atol: float, inputs: list[np.ndarray],
-                 real_images: int) -> Parity:
+                 real_images: int, allow_dead: bool = False) -> Parity:
     """Run ``inputs`` (NCHW) through ``model`` and ``session``; the last ``real_images`` are real images."""
+    with torch.no_grad():
+        references = [model(torch.from_numpy(x)).numpy() for x in inputs]
+    spread = output_spread(np.concatenate(references))
+    if not is_alive(spread):
+        require_alive(Health(False, spread), f"the network checked against {file}", allow_dead)
     problems: list[str] = []
     worst, agree = 0.0, 0
-    for i, x in enumerate(inputs):
-        with torch.no_grad():
-            expected = model(torch.from_numpy(x)).numpy()
+    for i, (x, expected) in enumerate(zip(inputs, references)):
         got = session.run(to_layout(x, session.input_layout))
         if got.shape != expected.shape:
             problems.append(f"input {i}: output shape {got.shape}, PyTorch {expected.shape}")
@@ -66,4 +76,4 @@ def check_parity(model: nn.Module, session: Session, file: str, atol: float, inp
         raise ParityError(f"{file} in {session.runtime} {session.version} differs from PyTorch by up to "
                           f"{worst:.3g} (tolerance {atol:g}) on {len(problems)} of {len(inputs)} inputs: "
                           + "; ".join(problems[:4]))
-    return Parity(file, session.runtime, session.version, worst, top1, len(inputs))
+    return Parity(file, session.runtime, session.version, worst, top1, len(inputs), spread, is_alive(spread))

@@ -7,6 +7,9 @@ from typing import Any
 
 from dass_edge.errors import InputError
 from dass_edge.search.algorithm import StepConfig
+from dass_edge.search.sparse import ALLOCATIONS
+
+STEPS = ("pretrain", "prune", "finetune")
 
 
 @dataclass(frozen=True)
@@ -24,19 +27,39 @@ class Preset:
     train_samples: int | None = None  # None: the whole training set
     test_samples: int | None = None
     demo_variants: tuple[str, ...] = ("tiny", "small")  # DASS sizes `dass-edge demo` trains; () = train_cells/channels
+    allocation: str = "uniform"  # how the kept weights are spread over layers (search.sparse.allocate)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def with_epochs(self, pretrain: int | None = None, prune: int | None = None,
-                    finetune: int | None = None) -> Preset:
-        """Override epochs per step (None keeps the preset's)."""
-        return replace(
-            self,
-            pretrain=replace(self.pretrain, epochs=pretrain) if pretrain is not None else self.pretrain,
-            prune=replace(self.prune, epochs=prune) if prune is not None else self.prune,
-            finetune=replace(self.finetune, epochs=finetune) if finetune is not None else self.finetune,
-        )
+    def with_overrides(self, epochs: tuple[int, int, int] | None = None,
+                       batch_sizes: tuple[int, int, int] | None = None, allocation: str | None = None) -> Preset:
+        """The same schedule with per-step epochs / batch sizes (pretrain, prune, fine-tune) or allocation replaced.
+
+        An override of the epochs lifts the preset's cap on batches per epoch: the user asked for whole epochs.
+        """
+        steps = {name: getattr(self, name) for name in STEPS}
+        if epochs is not None:
+            steps = {name: replace(cfg, epochs=n, max_batches=None) for (name, cfg), n in zip(steps.items(), epochs)}
+        if batch_sizes is not None:
+            steps = {name: replace(cfg, batch_size=n) for (name, cfg), n in zip(steps.items(), batch_sizes)}
+        if allocation is not None and allocation not in ALLOCATIONS:
+            raise InputError(f"unknown allocation {allocation!r}; known: {', '.join(ALLOCATIONS)}")
+        return replace(self, **steps, allocation=allocation or self.allocation)
+
+
+def parse_per_step(text: str, what: str) -> tuple[int, int, int]:
+    """``"3,2,6"`` (pretrain, prune, fine-tune) or ``"64"`` (all three) -> three positive integers."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 1:
+        parts *= 3
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise InputError(f"{what} must be one positive integer or three (pretrain,prune,finetune), got {text!r}")
+    return values  # type: ignore[return-value]
 
 
 PRESETS: dict[str, Preset] = {

@@ -21,6 +21,8 @@ from torch import nn
 
 Mode = Literal["dense", "prune", "masked"]
 MODES: tuple[Mode, ...] = ("dense", "prune", "masked")
+Allocation = Literal["uniform", "erk", "global"]
+ALLOCATIONS: tuple[Allocation, ...] = ("uniform", "erk", "global")
 
 
 def kept_count(numel: int, sparsity: float) -> int:
@@ -60,6 +62,7 @@ class SparseMixin:
         self.register_buffer("mask", torch.ones_like(self.weight))  # type: ignore[attr-defined]
         self.mode: Mode = "dense"
         self.sparsity = 0.0
+        self.keep = self.weight.numel()  # weights the top-k keeps; set by allocate()
 
     @property
     def fan_in(self) -> int:
@@ -75,7 +78,7 @@ class SparseMixin:
         if self.mode == "dense":
             return self.weight
         if self.mode == "prune":
-            mask = _StraightThroughTopK.apply(self.scores, kept_count(self.weight.numel(), self.sparsity))
+            mask = _StraightThroughTopK.apply(self.scores, self.keep)
             self.mask.copy_(mask.detach())
             return self.weight * mask
         return self.weight * self.mask
@@ -110,7 +113,7 @@ def sparse_layers(model: nn.Module) -> Iterator[SparseMixin]:
 
 
 def set_mode(model: nn.Module, mode: Mode, sparsity: float | None = None) -> None:
-    """Switch every sparse layer of ``model``; entering ``prune`` needs the target sparsity.
+    """Switch every sparse layer of ``model``; entering ``prune`` needs the per-layer budgets of allocate().
 
     Only the tensors the mode trains have requires_grad: weights in dense/masked, scores in prune.
     """
@@ -129,19 +132,82 @@ def init_scores(model: nn.Module) -> None:
         layer.init_scores()
 
 
-def freeze_masks(model: nn.Module, sparsity: float) -> None:
-    """Fix every mask at the top-k of its scores and zero the pruned weights (start of fine-tuning)."""
+def freeze_masks(model: nn.Module) -> None:
+    """Fix every mask at the top-k of its scores (k from allocate()) and zero the pruned weights."""
     for layer in sparse_layers(model):
-        layer.sparsity = sparsity
-        layer.mask.copy_(topk_mask(layer.scores, kept_count(layer.weight.numel(), sparsity)))
+        layer.mask.copy_(topk_mask(layer.scores, layer.keep))
         layer.weight.data.mul_(layer.mask)
     set_mode(model, "masked")
 
 
-def magnitude_masks(model: nn.Module, sparsity: float) -> None:
+def magnitude_masks(model: nn.Module, sparsity: float, allocation: Allocation = "uniform") -> None:
     """Masks from |weight| alone (scores initialised from the weights, then frozen)."""
     init_scores(model)
-    freeze_masks(model, sparsity)
+    allocate(model, sparsity, allocation)
+    freeze_masks(model)
+
+
+def allocate(model: nn.Module, sparsity: float, allocation: Allocation = "uniform") -> dict[str, int]:
+    """Decide how many weights each sparse layer keeps, for ``sparsity`` of all prunable weights in total.
+
+    ``uniform`` is the paper's rule (every layer pruned by the same ratio). In a narrow network at 99% it
+    leaves many layers with one to three weights, which cuts every path through them. ``erk`` (Erdős-Rényi
+    kernel, Evci et al. 2020, RigL) gives a layer a density proportional to (sum of its weight's dimensions)
+    / (their product), so small layers (depthwise convs, 1x1 reductions, the classifier) stay denser.
+    ``global`` ranks the initial scores (HYDRA-scaled magnitudes, see init_scores) of all layers together.
+    All three keep the same total; returns layer name -> kept count.
+    """
+    layers = dict(_named_sparse_layers(model))
+    sizes = {name: layer.weight.numel() for name, layer in layers.items()}
+    total_kept = kept_count(sum(sizes.values()), sparsity)
+    if allocation == "uniform":
+        kept = {name: kept_count(n, sparsity) for name, n in sizes.items()}
+    elif allocation == "erk":
+        kept = _erk(layers, sizes, total_kept)
+    elif allocation == "global":
+        kept = _global(layers, total_kept)
+    else:
+        raise ValueError(f"unknown allocation {allocation!r}; expected one of {ALLOCATIONS}")
+    for name, layer in layers.items():
+        layer.sparsity = sparsity
+        layer.keep = kept[name]
+    return kept
+
+
+def _named_sparse_layers(model: nn.Module) -> Iterator[tuple[str, SparseMixin]]:
+    for name, module in model.named_modules():
+        if isinstance(module, SparseMixin):
+            yield name, module
+
+
+def erk_densities(shapes: dict[str, tuple[int, ...]], density: float) -> dict[str, float]:
+    """ERK densities: d_l = min(1, c * sum(shape_l) / prod(shape_l)), with c chosen so that the layers keep
+    ``density`` of all weights. Layers that would exceed 1 are made dense and c is solved again."""
+    sizes = {name: math.prod(shape) for name, shape in shapes.items()}
+    budget = density * sum(sizes.values())
+    dense: set[str] = set()
+    while True:
+        free = [name for name in shapes if name not in dense]
+        raw = {name: sum(shapes[name]) / sizes[name] for name in free}
+        remaining = budget - sum(sizes[name] for name in dense)
+        scale = remaining / max(1e-12, sum(raw[name] * sizes[name] for name in free))
+        over = {name for name in free if scale * raw[name] >= 1.0}
+        if not over:
+            return {name: 1.0 if name in dense else scale * raw[name] for name in shapes}
+        dense |= over
+
+
+def _erk(layers: dict[str, SparseMixin], sizes: dict[str, int], total_kept: int) -> dict[str, int]:
+    shapes = {name: tuple(layer.weight.shape) for name, layer in layers.items()}
+    densities = erk_densities(shapes, total_kept / sum(sizes.values()))
+    return {name: min(sizes[name], max(1, round(densities[name] * sizes[name]))) for name in layers}
+
+
+def _global(layers: dict[str, SparseMixin], total_kept: int) -> dict[str, int]:
+    scores = torch.cat([layer.scores.detach().abs().flatten() for layer in layers.values()])
+    owner = torch.cat([torch.full((layer.weight.numel(),), i) for i, layer in enumerate(layers.values())])
+    counts = torch.bincount(owner[torch.topk(scores, total_kept).indices], minlength=len(layers))
+    return {name: max(1, int(n)) for name, n in zip(layers, counts)}
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:
