@@ -87,17 +87,24 @@ def main() -> None:
     parser.add_argument("--no-ablation", action="store_true", help="skip the 'sparse ops alone' genotype")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--json", type=Path, help="also write every row to this JSON file")
+    parser.add_argument("--table-from", type=Path, help="only print the table of rows saved by --json")
     args = parser.parse_args()
+    if args.table_from:
+        print(_table(json.loads(args.table_from.read_text())))
+        return
     torch.set_num_threads(args.threads)
     preset = get_preset(args.preset)
     if args.epochs:
         preset = preset.with_overrides(parse_per_step(args.epochs, "--epochs"))
     print(f"preset {preset.name}: {preset.train_cells} cells x {preset.train_channels} channels, "
           f"{preset.train_samples} training images, allocation {preset.allocation}, {args.threads} threads")
-    rows = [row for data in args.data for sparsity in args.sparsity for seed in args.seeds
-            for row in run(data, preset, sparsity, seed, not args.no_ablation)]
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+    rows: list[dict] = []
+    for data in args.data:
+        for sparsity in args.sparsity:
+            for seed in args.seeds:
+                rows += run(data, preset, sparsity, seed, not args.no_ablation)
+                if args.json:  # after every seed, so an interrupted run keeps what it measured
+                    args.json.write_text(json.dumps(rows, indent=2))
     print(_table(rows))
 
 

@@ -75,7 +75,7 @@ class Checkpoint:
 
 
 def from_model(model: nn.Module, spec: ModelSpec, sparsity: float, step: str, **fields: Any) -> Checkpoint:
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}  # NCHW on disk
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return Checkpoint(spec=spec, state_dict=state, sparsity=sparsity, step=step, **fields)
 
 

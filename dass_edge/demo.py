@@ -33,9 +33,9 @@ class DemoModel:
 
 
 def demo_models(preset: Preset) -> tuple[DemoModel, ...]:
-    """DASS at the preset's variants (Table 2 sizes), sparse DARTS at the first, and the two baselines."""
+    """DASS at the preset's sizes (demo_variants), sparse DARTS at the first, and the two baselines."""
     variants = preset.demo_variants or (None,)
-    dass = tuple(DemoModel(f"dass-{v or 'custom'}", "dass", v) for v in variants)
+    dass = tuple(DemoModel(f"dass-{v or 'search'}", "dass", v) for v in variants)
     return dass + (DemoModel(f"sparse-darts-{variants[0] or 'custom'}", "darts-v2", variants[0]),
                    DemoModel("sparse-mobilenet-v2", "mobilenet-v2", None),
                    DemoModel("sparse-resnet-18", "resnet-18", None))
@@ -120,12 +120,23 @@ def _export(run: _Run, checkpoints: dict[str, Path], targets: dict[str, Any]) ->
 
     manifests: dict[str, dict[str, Any]] = {}
     for label, path in checkpoints.items():
+        if run.attempt("export", f"{label} -> every target", lambda: _alive(path, label)) is None:
+            continue  # one refusal for a dead network, not one per target
         for target in targets.values():
             manifest = run.attempt("export", f"{label} -> {target.name}",
                                    lambda: export_checkpoint(path, target, run.out / "exported"))
             if manifest is not None:
                 manifests.setdefault(label, {})[target.name] = manifest
     return manifests
+
+
+def _alive(path: Path, label: str) -> bool:
+    """True, or DeadModelError naming ``label`` when the network's output does not depend on its input."""
+    from dass_edge.export.pipeline import checkpoint_health
+    from dass_edge.health import require_alive
+
+    require_alive(checkpoint_health(ckpt_io.load(path)), label, allow_dead=False)
+    return True
 
 
 def _measure(run: _Run, checkpoints: dict[str, Path], manifests: dict[str, dict[str, Any]],
@@ -189,4 +200,6 @@ def _model_row(label: str, path: Path, results: Path) -> dict[str, Any]:
                 latencies[entry["device"]] = entry.get("median_ms")
     return {"label": label, "arch": summary["arch"], "variant": summary["variant"],
             "test_accuracy": summary["test_accuracy"], "params": summary["params"],
-            "nonzero_params": summary["nonzero_params"], "checkpoint": str(path), "latency_ms": latencies}
+            "nonzero_params": summary["nonzero_params"], "checkpoint": str(path), "latency_ms": latencies,
+            "input_dependent": (summary.get("health") or {}).get("input_dependent"),
+            "alive_mac_share": (summary.get("health") or {}).get("alive_mac_share")}

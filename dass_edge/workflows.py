@@ -22,6 +22,8 @@ from dass_edge.errors import InputError
 from dass_edge.search import algorithm, sparse
 from dass_edge.search.genotype import Genotype
 from dass_edge.search.models import CELL_ARCHS, ModelSpec, build_model
+
+CUSTOM = "custom"  # --variant: retrain a searched genotype at the preset's own size
 from dass_edge.search.presets import Preset
 from dass_edge.search.supernet import SearchNetwork
 
@@ -85,11 +87,11 @@ def run_search(choice: DataChoice, preset: Preset, sparsity: float, out: Path, s
     else:
         net = build_model(spec)
         assert isinstance(net, SearchNetwork)
-        results = [asdict(algorithm.pretrain(net, train, val, preset.pretrain, seed))]
+        results = [asdict(algorithm.pretrain(net, train, val, preset.search_steps()[0], seed))]
         ckpt_io.save(ckpt_io.from_model(net, _with_genotype(spec, net), 0.0, "pretrain", results=results,
                                         **common), pre_path)
     assert isinstance(net, SearchNetwork)
-    results = results + [asdict(algorithm.prune(net, train, val, preset.prune, sparsity, seed,
+    results = results + [asdict(algorithm.prune(net, train, val, preset.search_steps()[1], sparsity, seed,
                                                  preset.allocation))]
     accuracy = algorithm.evaluate(net, data.x_test, data.y_test)
     path = ckpt_io.save(ckpt_io.from_model(net, _with_genotype(spec, net), sparsity, "prune", results=results,
@@ -134,8 +136,8 @@ def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, ou
     data = choice.load(preset)
     c, h, _ = data.input_shape
     spec = ModelSpec(name, len(data.classes), c, h, "custom", preset.train_cells, preset.train_channels,
-                     preset.baseline_width if name not in CELL_ARCHS else 1.0, genotype)
-    if variant is not None:
+                     preset.width_of(name) if name not in CELL_ARCHS else 1.0, genotype)
+    if variant not in (None, CUSTOM):
         spec = spec.with_variant(variant)
     results: list[dict[str, Any]] = []
     if search is not None and variant is None:

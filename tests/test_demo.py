@@ -2,9 +2,14 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
+from dass_edge import checkpoint
 from dass_edge.cli.app import app
+from dass_edge.data.datasets import load_dataset
+from dass_edge.search.algorithm import evaluate
+from dass_edge.search.presets import PRESETS
 
 
 def test_demo_smoke_end_to_end(tmp_path):
@@ -15,14 +20,26 @@ def test_demo_smoke_end_to_end(tmp_path):
     assert summary == json.loads((out / "summary.json").read_text())
     labels = [row["label"] for row in summary["models"]]
     assert labels == ["dass-custom", "sparse-darts-custom", "sparse-mobilenet-v2", "sparse-resnet-18"]
+    test = load_dataset("mnist5k").subset(0, PRESETS["smoke"].test_samples)
     for row in summary["models"]:
-        assert 0 <= row["test_accuracy"] <= 1
+        ckpt = checkpoint.load(row["checkpoint"])
+        # the reported accuracy is what an independent evaluation of the checkpoint on the test split gives
+        assert row["test_accuracy"] == pytest.approx(evaluate(ckpt.build(), test.x_test, test.y_test), abs=1e-9)
         assert row["nonzero_params"] <= 0.02 * row["params"]
+        assert row["input_dependent"] == ckpt.health["input_dependent"]
         measured = {d: ms for d, ms in row["latency_ms"].items() if d.startswith("intel-cpu/") and "predicted" not in d}
-        assert measured and all(ms > 0 for ms in measured.values()), row
+        refusals = [f for f in summary["failures"] if f["what"].startswith(f"{row['label']} -> ")]
+        if row["input_dependent"]:
+            assert measured and all(ms > 0 for ms in measured.values()), row
+            assert not refusals, refusals
+        else:  # a dead network is reported, never exported or timed
+            assert not measured and refusals
+            assert all("does not depend on its input" in f["error"] for f in refusals)
         assert row["latency_ms"].get("intel-cpu/predicted", 0) > 0  # own calibrated predictor
+    alive = {row["label"] for row in summary["models"] if row["input_dependent"]}
+    assert alive, summary["models"]  # smoke training is too short to learn, but some networks stay alive
     exported = {(e["model"], e["target"]) for e in summary["exports"]}
-    assert ("dass-custom", "ncs2") in exported and ("dass-custom", "intel-cpu") in exported
+    assert {m for m, _ in exported} == alive
     assert not [f for f in summary["failures"] if f["stage"] != "export"], summary["failures"]
     for name in ("report.html", "grid.png", "grid.svg"):
         assert (out / "report" / name).stat().st_size > 0

@@ -125,7 +125,7 @@ def _checked_path(path: Path) -> Path:
     return path
 
 
-def _predicted_alive(request: BenchRequest) -> bool:
+def _dead_before_prediction(request: BenchRequest) -> bool:
     """The same refusal before a prediction; True when the network is dead (and allowed)."""
     path = _checked_path(request.model)
     ckpt = _load_checkpoint(path) if path.suffix.lower() in (".pt", ".pth") else None
@@ -185,7 +185,7 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
     from dass_edge.targets import get_target
     target = get_target(request.device)
     if target.latency_source == "predicted":
-        dead = _predicted_alive(request)
+        dead = _dead_before_prediction(request)
         result = _predict(request, target)
         key = request.baseline_key or request.model.stem
     else:

@@ -67,9 +67,11 @@ def search(
 def train(
     arch: Annotated[str, typer.Option("--arch", help="dass:GENOTYPE_JSON or dass:SEARCH_CHECKPOINT, darts-v2 "
                                       "(sparse DARTS), mobilenet-v2 or resnet-18.")],
-    variant: Annotated[str | None, typer.Option("--variant", help="Table 2 size of a cell network: tiny, small, "
-                                                "medium or large (default: the preset's small size, or the "
-                                                "supernet's own for a search checkpoint).")] = None,
+    variant: Annotated[str | None, typer.Option("--variant", help="Size of a cell network: tiny, small, medium "
+                                                "or large (Table 2), or custom (the preset's size); a search "
+                                                "checkpoint is then retrained from scratch at that size. Default: "
+                                                "the preset's size, or for a search checkpoint its supernet's "
+                                                "weights and masks fine-tuned at the supernet's size.")] = None,
     sparsity: Sparsity = 0.99,
     data: Data = "mnist5k",
     data_dir: DataDir = None,

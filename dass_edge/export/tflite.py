@@ -93,8 +93,13 @@ def with_builtin_pools(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Mod
     if not pools:
         return model
     shapes: dict[str, tuple[int, ...]] = {}
-    hooks = [m.register_forward_pre_hook(lambda _m, args, name=name: shapes.setdefault(name, args[0].shape))
-             for name, m in pools.items()]
+
+    def remember(name: str):  # a pre-hook that returns something would replace the module's inputs
+        def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            shapes.setdefault(name, tuple(args[0].shape))
+        return hook
+
+    hooks = [m.register_forward_pre_hook(remember(name)) for name, m in pools.items()]
     with torch.no_grad():
         model(torch.zeros(input_shape))
     for hook in hooks:

@@ -67,23 +67,13 @@ class StepResult:
 
 
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator) -> Iterator[Split]:
-    """Shuffled mini-batches in channels-last layout, repeated forever (the caller decides how many make an epoch)."""
+    """Shuffled mini-batches, repeated forever (the caller decides how many make an epoch)."""
     while True:
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), batch_size):
             idx = order[start : start + batch_size]
-            yield channels_last(x[idx]), y[idx]
+            yield x[idx], y[idx]
 
-
-def channels_last(t: torch.Tensor | nn.Module):
-    """NHWC memory layout for 4-D tensors (and a module's 4-D parameters and buffers).
-
-    oneDNN's CPU convolutions, depthwise ones above all, run 3-4x faster forward and backward in this
-    layout than in NCHW on this project's CPUs (benchmarks/search_bench.py); the values do not change.
-    """
-    if isinstance(t, nn.Module):
-        return t.to(memory_format=torch.channels_last)
-    return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
 
 
 def _arch_params(model: nn.Module) -> list[nn.Parameter]:
@@ -111,7 +101,7 @@ def _run(step: str, model: nn.Module, params: list[nn.Parameter], train: Split, 
     n_batches = cfg.batches_per_epoch(len(train[0]))
     result = StepResult(step, cfg.epochs, 0.0, 0, float("nan"), float("nan"))
     start = time.perf_counter()
-    channels_last(model).train()
+    model.train()
     bar = tqdm(range(cfg.epochs), desc=step, unit="epoch", leave=False, disable=None)  # no bar off a terminal
     for epoch in bar:
         loss_sum = correct = seen = 0.0
@@ -221,9 +211,6 @@ def ramped_keep(numel: int, keep: int, progress: float, ramp: float) -> int:
     return max(keep, round(numel - (numel - keep) * done))
 
 
-CONSTANT_CHANNEL_VAR = 1e-10
-
-
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 64, seed: int = 0,
                    max_images: int = 2048) -> int:
@@ -244,24 +231,63 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 64, seed
         m.momentum = None
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_images]
     was_training = model.training
-    channels_last(model).train()
+    model.train()
     for start in range(0, len(order), batch_size):
-        model(channels_last(x[order[start : start + batch_size]]))
+        model(x[order[start : start + batch_size]])
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
-        # A pruned-away channel is exactly constant: variance 0. Eval mode would then divide its rounding
-        # noise by sqrt(eps) (x316), which an FP16 export turns into real errors; any variance normalises an
-        # exact constant to the same value, so 1 is as correct and numerically safe.
-        m.running_var[m.running_var < CONSTANT_CHANNEL_VAR] = 1.0
+    _settle_constant_channels(model, norms, [x[order[s : s + batch_size]] for s in range(0, len(order), batch_size)])
     model.train(was_training)
     return len(order)
+
+
+def _settle_constant_channels(model: nn.Module, norms: list[nn.Module], batches: list[torch.Tensor],
+                              passes: int = 4) -> None:
+    """Give channels that reach a BatchNorm constant (up to rounding) their exact value and variance 1.
+
+    Pruning leaves channels that carry only a BN shift: constant in exact arithmetic, with a rounding-noise
+    variance of 1e-14..1e-8 in float32. Eval mode would divide that noise by sqrt(var + eps), up to x316 per
+    BN, and through a few cells the logits of two runtimes that round differently part by 1e-2 (FP16 by
+    whole units) although the network is the same. Mean := the constant, variance := 1 normalises it to the
+    same shift with no amplification. Eval-mode passes repeat, because settling one layer removes the noise
+    it fed to the next. A channel counts as constant when its std < 1e-4 |mean| + 1e-6: below what FP16 can
+    represent, so no deployed network could use it anyway.
+    """
+    model.eval()
+    settled = {id(m): torch.zeros_like(m.running_var, dtype=torch.bool) for m in norms}
+    for _ in range(passes):
+        sums: dict[int, list[torch.Tensor]] = {}
+
+        def record(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            x = args[0].double().transpose(0, 1).flatten(1)
+            acc = sums.setdefault(id(module), [torch.zeros(len(x), dtype=torch.double)] * 2 + [0])
+            acc[0], acc[1], acc[2] = acc[0] + x.sum(1), acc[1] + x.square().sum(1), acc[2] + x.shape[1]
+
+        hooks = [m.register_forward_pre_hook(record) for m in norms]
+        for batch in batches:
+            model(batch)
+        for hook in hooks:
+            hook.remove()
+        changed = False
+        for m in norms:
+            total, squares, n = sums[id(m)]
+            mean = total / n
+            std = (squares / n - mean.square()).clamp_min(0).sqrt()
+            new = (std < 1e-4 * mean.abs() + 1e-6) & ~settled[id(m)]
+            if new.any():
+                m.running_mean[new] = mean[new].to(m.running_mean.dtype)
+                m.running_var[new] = 1.0
+                settled[id(m)] |= new
+                changed = True
+        if not changed:
+            return
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy in [0, 1]."""
-    channels_last(model).eval()
-    correct = sum(int((model(channels_last(x[i : i + batch_size])).argmax(1) == y[i : i + batch_size]).sum())
+    model.eval()
+    correct = sum(int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
                   for i in range(0, len(x), batch_size))
     return correct / max(1, len(x))
 

@@ -9,7 +9,6 @@ from dass_edge.errors import InputError
 from dass_edge.search.algorithm import StepConfig
 from dass_edge.search.sparse import ALLOCATIONS
 
-STEPS = ("pretrain", "prune", "finetune")
 
 
 @dataclass(frozen=True)
@@ -24,10 +23,23 @@ class Preset:
     train_channels: int = 16  # size of a DASS/DARTS network trained without --variant
     train_cells: int = 8
     baseline_width: float = 1.0
+    baseline_widths: tuple[tuple[str, float], ...] = ()  # per-baseline widths where one differs from baseline_width
     train_samples: int | None = None  # None: the whole training set
     test_samples: int | None = None
-    demo_variants: tuple[str, ...] = ("tiny", "small")  # DASS sizes `dass-edge demo` trains; () = train_cells/channels
+    # Sizes `dass-edge demo` retrains DASS (and sparse DARTS, at the first) at: Table 2 names or "custom" (the
+    # preset's train_cells/train_channels); () fine-tunes the supernet's own network (Algorithm 1 as is).
+    demo_variants: tuple[str, ...] = ("tiny", "small")
     allocation: str = "uniform"  # how the kept weights are spread over layers (search.sparse.allocate)
+    # The supernet costs many times a derived network per image, so short presets give its steps their own
+    # budget; None: the same as pretrain / prune.
+    search_pretrain: StepConfig | None = None
+    search_prune: StepConfig | None = None
+
+    def width_of(self, arch: str) -> float:
+        return dict(self.baseline_widths).get(arch, self.baseline_width)
+
+    def search_steps(self) -> tuple[StepConfig, StepConfig]:
+        return self.search_pretrain or self.pretrain, self.search_prune or self.prune
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -38,11 +50,14 @@ class Preset:
 
         An override of the epochs lifts the preset's cap on batches per epoch: the user asked for whole epochs.
         """
-        steps = {name: getattr(self, name) for name in STEPS}
+        search_pretrain, search_prune = self.search_steps()
+        steps = {"pretrain": self.pretrain, "prune": self.prune, "finetune": self.finetune,
+                 "search_pretrain": search_pretrain, "search_prune": search_prune}
+        position = {"pretrain": 0, "prune": 1, "finetune": 2, "search_pretrain": 0, "search_prune": 1}
         if epochs is not None:
-            steps = {name: replace(cfg, epochs=n, max_batches=None) for (name, cfg), n in zip(steps.items(), epochs)}
+            steps = {name: replace(cfg, epochs=epochs[position[name]], max_batches=None) for name, cfg in steps.items()}
         if batch_sizes is not None:
-            steps = {name: replace(cfg, batch_size=n) for (name, cfg), n in zip(steps.items(), batch_sizes)}
+            steps = {name: replace(cfg, batch_size=batch_sizes[position[name]]) for name, cfg in steps.items()}
         if allocation is not None and allocation not in ALLOCATIONS:
             raise InputError(f"unknown allocation {allocation!r}; known: {', '.join(ALLOCATIONS)}")
         return replace(self, **steps, allocation=allocation or self.allocation)
@@ -66,23 +81,36 @@ PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
         Preset(
-            "paper", "the published schedule: 50/20/200 epochs, LRs 0.025/0.1/0.01, batch 64 (GPU-days)",
+            "paper", "the published schedule: 50/20/200 epochs, LRs 0.025/0.1/0.01, batch 64, uniform per-layer "
+            "sparsity, no ramp (GPU-days)",
             StepConfig(50, 0.025), StepConfig(20, 0.1), StepConfig(200, 0.01),
         ),
         Preset(
-            "quick", "the demo's, under 10 minutes for the whole demo on 2 CPU cores: 2,000 images, a few dozen "
-            "batches per step, DASS at Tiny size; accuracy is far from converged",
-            StepConfig(1, 0.05, batch_size=32, max_batches=12), StepConfig(1, 0.1, batch_size=32, max_batches=6),
-            StepConfig(2, 0.05, batch_size=32, max_batches=8),
-            search_channels=8, search_cells=4, train_channels=12, train_cells=5, baseline_width=0.25,
-            train_samples=2000, test_samples=500, demo_variants=("tiny",),
+            "quick", "the demo's, about 16 minutes for the whole demo on 2 CPU cores: 2,000 digits, 5-cell 16-channel "
+            "cell networks, ERK allocation and a pruning ramp so that 99% still learns",
+            StepConfig(2, 0.05, batch_size=64), StepConfig(1, 0.1, batch_size=64, ramp=0.7),
+            StepConfig(3, 0.1, batch_size=64),
+            search_channels=8, search_cells=4, train_channels=16, train_cells=5, baseline_width=0.25,
+            baseline_widths=(("resnet-18", 0.125),),  # non-zero counts near the cell networks' (Table 5)
+            train_samples=2000, test_samples=500, demo_variants=("custom",), allocation="erk",
+            search_pretrain=StepConfig(1, 0.05, batch_size=32, max_batches=12),
+            search_prune=StepConfig(1, 0.1, batch_size=32, max_batches=8, ramp=0.7),
+        ),
+        Preset(
+            "cpu", "for a machine without a GPU: about an hour per model on 2 cores (estimated from the quick "
+            "preset's measured images/s): all training images, 8-cell 24-channel cell networks, 5/3/15 epochs",
+            StepConfig(5, 0.05), StepConfig(3, 0.1, ramp=0.7), StepConfig(15, 0.1),
+            search_channels=8, search_cells=5, train_channels=24, train_cells=8, baseline_width=0.5,
+            baseline_widths=(("resnet-18", 0.25),), demo_variants=("custom",), allocation="erk",
+            search_pretrain=StepConfig(6, 0.05, batch_size=32), search_prune=StepConfig(4, 0.1, batch_size=32, ramp=0.7),
         ),
         Preset(
             "smoke", "seconds, for tests and scripts: a few batches of tiny networks",
-            StepConfig(1, 0.05, batch_size=32, max_batches=3), StepConfig(1, 0.1, batch_size=32, max_batches=3),
-            StepConfig(1, 0.02, batch_size=32, max_batches=3),
+            StepConfig(1, 0.05, batch_size=32, max_batches=3), StepConfig(1, 0.1, batch_size=32, max_batches=3,
+                                                                          ramp=0.7),
+            StepConfig(1, 0.05, batch_size=32, max_batches=4),
             search_channels=4, search_cells=3, train_channels=4, train_cells=3, baseline_width=0.125,
-            train_samples=256, test_samples=128, demo_variants=(),
+            train_samples=256, test_samples=128, demo_variants=("custom",), allocation="erk",
         ),
     )
 }
