@@ -230,13 +230,14 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, batch_size: int = 64, seed
         m.reset_running_stats()
         m.momentum = None
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_images]
+    chunks = [x[order[start : start + batch_size]] for start in range(0, len(order), batch_size)]
     was_training = model.training
     model.train()
-    for start in range(0, len(order), batch_size):
-        model(x[order[start : start + batch_size]])
+    for chunk in chunks:
+        model(chunk)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
-    _settle_constant_channels(model, norms, [x[order[s : s + batch_size]] for s in range(0, len(order), batch_size)])
+    _settle_constant_channels(model, norms, chunks)
     model.train(was_training)
     return len(order)
 
