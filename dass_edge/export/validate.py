@@ -2,7 +2,11 @@
 
 Inputs are several random tensors (any input must match, not only natural images) plus, when the
 checkpoint's test set is at hand, real images, on which top-1 agreement is also counted. An output whose
-max abs difference exceeds the target's ``atol`` fails the export with one ParityError listing them all.
+max abs difference exceeds the target's ``atol`` times its scale (the largest |logit| PyTorch gives for that
+input, at least 1) fails the export with one ParityError listing them all. The scale matters because a
+random input can drive a network far outside what it saw: the demo's DASS network gives logits up to
+2e4 on N(0,1) noise, where float32 alone differs from float64 by 6e-3, a relative 3e-7; an absolute
+1e-4 there would reject a perfect conversion, while on real digits (logits near 10) it stays absolute.
 
 Matching a constant proves nothing: when PyTorch's own outputs over these different inputs are constant
 (``dass_edge.health``'s criterion), the check does not pass. It raises DeadModelError, or, when the caller
@@ -66,14 +70,15 @@ def check_parity(model: nn.Module, session: Session, file: str, atol: float, inp
             problems.append(f"input {i}: output shape {got.shape}, PyTorch {expected.shape}")
             continue
         diff = float(np.max(np.abs(got - expected)))
+        scale = max(1.0, float(np.max(np.abs(expected))))
         worst = max(worst, diff)
-        if not diff <= atol:  # also catches NaN
-            problems.append(f"input {i}: max abs diff {diff:.3g}")
+        if not diff <= atol * scale:  # also catches NaN
+            problems.append(f"input {i}: max abs diff {diff:.3g} at output scale {scale:.3g}")
         if i >= len(inputs) - real_images:
             agree += int(np.argmax(got) == np.argmax(expected))
     top1 = agree / real_images if real_images else None
     if problems:
         raise ParityError(f"{file} in {session.runtime} {session.version} differs from PyTorch by up to "
-                          f"{worst:.3g} (tolerance {atol:g}) on {len(problems)} of {len(inputs)} inputs: "
+                          f"{worst:.3g} (tolerance {atol:g} x output scale) on {len(problems)} of {len(inputs)} inputs: "
                           + "; ".join(problems[:4]))
     return Parity(file, session.runtime, session.version, worst, top1, len(inputs), spread, is_alive(spread))
