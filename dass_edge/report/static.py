@@ -79,11 +79,13 @@ def figure(panels: dict[str, list[Point]], colors: dict[str, str], cols: int = 1
 
 
 def save(fig: Any, stem: Path) -> list[Path]:
-    """``stem``.png (300 dpi: sharp in print) and ``stem``.svg."""
+    """``stem``.png (300 dpi: sharp in print) and ``stem``.svg, laid out once: the layout found for the PNG
+    is kept for the SVG (constrained layout would otherwise be solved again for each file)."""
     from matplotlib import rc_context
 
     paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
     with rc_context(FONT):
         fig.savefig(paths[0], dpi=300)
+        fig.set_layout_engine("none")
         fig.savefig(paths[1])
     return paths
