@@ -40,8 +40,8 @@ def drawn_ticks(ax) -> list[Text]:
 
 
 def texts(fig) -> list[tuple[str, object]]:
-    """Every drawn, non-empty text of the figure (titles, axis labels, point labels, tick labels, legend) with its box in
-    display pixels."""
+    """Every drawn, non-empty text of the figure (titles, axis labels, point labels, tick labels, legend)
+    with its box in display pixels."""
     renderer = fig.canvas.get_renderer()
     found = [t for legend in fig.legends for t in legend.get_texts()]
     for ax in fig.axes:

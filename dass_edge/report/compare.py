@@ -88,13 +88,13 @@ def _best(pairs: list[Pair], key: str) -> Pair | None:
     return max(pairs, key=lambda p: (getattr(p, key), -p.dass.latency_ms, p.dass.accuracy), default=None)
 
 
-def _missing(panel: str, source: str, family: str, dass: list[Point], baseline: list[Point]) -> str:
+def _missing(source: str, family: str, dass: list[Point], baseline: list[Point]) -> str:
     """Why a panel has no pair at all: no DASS model, or every model on one side is dead."""
     for name, models in (("DASS", dass), (family, baseline)):
         if not models:
-            return f"no {name} model is {source} on {panel}"
+            return f"no {name} model {source} here"
         if all(p.details.dead for p in models):
-            return f"every {name} model {source} on {panel} is dead (its output ignores its input)"
+            return f"every {name} model {source} here is dead (its output ignores its input)"
     return ""
 
 
@@ -110,7 +110,7 @@ def compare_set(panel: str, source: str, points: list[Point]) -> list[Comparison
             panel, source, family,
             faster=_best([p for p in pairs if p.dass.accuracy >= p.baseline.accuracy], "latency_ratio"),
             more_accurate=_best([p for p in pairs if p.dass.latency_ms <= p.baseline.latency_ms], "accuracy_gap_pp"),
-            missing=_missing(panel, source, family, dass, others)))
+            missing=_missing(source, family, dass, others)))
     return out
 
 

@@ -51,68 +51,72 @@ def hover_text(p: Point, on_front: bool) -> str:
     return "<br>".join(lines)
 
 
-def _axis_names(count: int) -> list[str]:
-    return ["xaxis" if i == 1 else f"xaxis{i}" for i in range(1, count + 1)]
-
-
-def figure(panels: dict[str, list[Point]]) -> Any:
-    """The plotly figure of ``panels`` (panel name -> points)."""
+def _plotly() -> tuple[Any, Any]:
     try:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
     except ImportError:
         raise MissingDependencyError("plotly", "report") from None
+    return go, make_subplots
 
+
+def _traces(points: list[Point], colors: dict[str, str]) -> list[Any]:
+    """One panel's traces: each source's front as a step line, then each model's points of each source."""
+    go, _ = _plotly()
+    fronts = fronts_by_source(points)
+    traces = [go.Scatter(
+        x=[p.latency_ms for p in line], y=[100 * p.accuracy for p in line], mode="lines", name=f"front ({source})",
+        line={"shape": "hv", "color": "#555", "width": 1, "dash": "solid" if source == "measured" else "dash"},
+        hoverinfo="skip") for source, line in fronts.items()]
+    groups: dict[tuple[str, str], list[Point]] = {}
+    for p in points:
+        groups.setdefault((p.label, p.source), []).append(p)
+    for (label, source), pts in groups.items():
+        bars = [style.spread(p) for p in pts]
+        traces.append(go.Scatter(
+            x=[p.latency_ms for p in pts], y=[100 * p.accuracy for p in pts], mode="markers",
+            name=f"{label} ({source}{', dead' if pts[0].details.dead else ''})",
+            marker={"symbol": SYMBOLS[source], "size": 10, "color": colors[label], "line": {"width": 1.5}},
+            error_x=None if None in bars else {"type": "data", "symmetric": False, "array": [b[1] for b in bars],
+                                               "arrayminus": [b[0] for b in bars], "thickness": 1, "width": 3},
+            hovertext=[hover_text(p, p in fronts[source]) for p in pts], hovertemplate="%{hovertext}<extra></extra>"))
+    return traces
+
+
+def _log_switch(panels: int) -> dict[str, Any]:
+    """Buttons that set every panel's latency axis linear or log (only axes that exist: plotly throws on an
+    empty grid cell's)."""
+    axes = ["xaxis" if i == 1 else f"xaxis{i}" for i in range(1, panels + 1)]
+    return {"type": "buttons", "direction": "right", "x": 0, "y": 1.0, "xanchor": "left", "yanchor": "bottom",
+            "pad": {"b": 30}, "showactive": True,
+            "buttons": [{"label": f"{kind} latency axis", "method": "relayout",
+                         "args": [{f"{axis}.type": kind for axis in axes}]} for kind in ("linear", "log")]}
+
+
+def figure(panels: dict[str, list[Point]]) -> Any:
+    """The plotly figure of ``panels`` (panel name -> points). A legend entry (model and source, or a
+    front) shows once and toggles that group in every panel."""
+    _, make_subplots = _plotly()
     cols = 1 if len(panels) == 1 else 2
     rows = math.ceil(len(panels) / cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(panels), horizontal_spacing=0.08,
                         vertical_spacing=min(0.12, 0.6 / rows))
     colors = style.colors([p for pts in panels.values() for p in pts])
     in_legend: set[str] = set()
-    for i, (panel, pts) in enumerate(panels.items()):
+    for i, pts in enumerate(panels.values()):
         where = {"row": i // cols + 1, "col": i % cols + 1}
-        fronts = fronts_by_source(pts)
-        for source, line in fronts.items():
-            group = f"front ({source})"
-            fig.add_trace(go.Scatter(
-                x=[p.latency_ms for p in line], y=[100 * p.accuracy for p in line], mode="lines", name=group,
-                line={"shape": "hv", "color": "#555", "width": 1, "dash": "solid" if source == "measured" else "dash"},
-                hoverinfo="skip", legendgroup=group, showlegend=group not in in_legend), **where)
-            in_legend.add(group)
-        for (label, source), group_pts in _groups(pts).items():
-            name = f"{label} ({source}{', dead' if group_pts[0].details.dead else ''})"
-            bars = [style.spread(p) for p in group_pts]
-            fig.add_trace(go.Scatter(
-                x=[p.latency_ms for p in group_pts], y=[100 * p.accuracy for p in group_pts], mode="markers",
-                name=name, legendgroup=name, showlegend=name not in in_legend,
-                marker={"symbol": SYMBOLS[source], "size": 10, "color": colors[label], "line": {"width": 1.5}},
-                error_x=None if any(b is None for b in bars) else {
-                    "type": "data", "symmetric": False, "array": [b[1] for b in bars],
-                    "arrayminus": [b[0] for b in bars], "thickness": 1, "width": 3},
-                hovertext=[hover_text(p, p in fronts[source]) for p in group_pts],
-                hovertemplate="%{hovertext}<extra></extra>"), **where)
-            in_legend.add(name)
+        for trace in _traces(pts, colors):
+            trace.update(legendgroup=trace.name, showlegend=trace.name not in in_legend)
+            in_legend.add(trace.name)
+            fig.add_trace(trace, **where)
         if style.wide_range(pts):
             fig.update_xaxes(type="log", **where)
     fig.update_xaxes(title_text="latency (ms, batch 1)")
     fig.update_yaxes(title_text="test accuracy (%)")
-    axes = _axis_names(len(panels))  # an empty grid cell has no axis to relayout (plotly throws)
-    fig.update_layout(
-        template="plotly_white", height=PANEL_HEIGHT_PX * rows + 80, hovermode="closest",
-        legend={"title": {"text": "click to hide or show"}, "groupclick": "togglegroup"},
-        updatemenus=[{"type": "buttons", "direction": "right", "x": 0, "y": 1.0, "xanchor": "left",
-                      "yanchor": "bottom", "pad": {"b": 30}, "showactive": True, "buttons": [
-                          {"label": f"{kind} latency axis", "method": "relayout",
-                           "args": [{f"{axis}.type": kind for axis in axes}]} for kind in ("linear", "log")]}],
-        margin={"t": 110})
+    fig.update_layout(template="plotly_white", height=PANEL_HEIGHT_PX * rows + 80, hovermode="closest",
+                      legend={"title": {"text": "click to hide or show"}, "groupclick": "togglegroup"},
+                      updatemenus=[_log_switch(len(panels))], margin={"t": 110})
     return fig
-
-
-def _groups(points: list[Point]) -> dict[tuple[str, str], list[Point]]:
-    groups: dict[tuple[str, str], list[Point]] = {}
-    for p in points:
-        groups.setdefault((p.label, p.source), []).append(p)
-    return groups
 
 
 def figure_html(panels: dict[str, list[Point]]) -> str:

@@ -40,8 +40,9 @@ def _point_rows(panel: str, points: list[Point]) -> list[str]:
     for p in sorted(points, key=lambda p: (p.source, p.latency_ms)):
         on = p in fronts[p.source]
         d = p.details
-        cells = [p.label, p.source, f"{p.latency_ms:.4f}", "" if d.p90_ms is None else f"{d.p90_ms:.4f}",
-                 f"{p.accuracy:.1%}", "" if d.nonzero_params is None else f"{d.nonzero_params:,}",
+        cells = [p.label + (" (dead)" if d.dead else ""), p.source, f"{p.latency_ms:.4f}",
+                 "" if d.p90_ms is None else f"{d.p90_ms:.4f}", f"{p.accuracy:.1%}",
+                 "" if d.nonzero_params is None else f"{d.nonzero_params:,}",
                  "" if d.macs is None else f"{d.macs:,}", "yes" if on else ""]
         rows.append(f"<tr{' class=front' if on else ''}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
                     + "</tr>")

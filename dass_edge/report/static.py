@@ -47,7 +47,8 @@ def _legend_handles(points: list[Point], colors: dict[str, str]) -> list[Any]:
     shown = {p.label for p in points}
     dead = {p.label for p in points if p.details.dead}
     models = [Line2D([], [], color=c, marker="o", linestyle="none", markersize=5,
-                     label=label + (" (dead)" if label in dead else "")) for label, c in colors.items() if label in shown]
+                     label=label + (" (dead)" if label in dead else ""))
+              for label, c in colors.items() if label in shown]
     sources = sorted({p.source for p in points})
     kinds = [Line2D([], [], color="0.35", marker=MARKERS[s], linestyle="-" if s == "measured" else "--",
                     markerfacecolor="0.35" if s == "measured" else "white", markersize=5,
