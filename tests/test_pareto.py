@@ -71,15 +71,18 @@ def test_details_come_from_the_manifest_and_the_checkpoint(tmp_path):
     (folder / "manifest.json").write_text(json.dumps({
         "model": "net", "checkpoint": str(ckpt_path), "files": ["model.xml", "model.bin"],
         "size_bytes": {"model.xml": 1000, "model.bin": 234}, "nonzero_params": 77, "sparsity": 0.9,
-        "compaction": {"macs_after": 12345}}))
+        "compaction": {"channel_multiple": 1, "macs_after": 12345}}))
     results = tmp_path / "results.json"
     results.write_text(json.dumps([
         {"device": "intel-cpu", "model": str(folder / "model.xml"), "runtime": "openvino", "runtime_version": "9.9",
          "latency_source": "local", "median_ms": 1.0, "p90_ms": 1.2, "min_ms": 0.8, "count": 50, "cpu": "EPYC"},
         {"device": "intel-cpu", "model": str(ckpt_path), "runtime": "onnxruntime", "latency_source": "predicted",
          "median_ms": 0.9, "predictor": "intel-cpu", "coverage_macs": 1.0},
+        # adreno640 compacts to multiples of 4 channels: the intel-cpu export's MACs are not its MACs
+        {"device": "adreno640", "model": str(ckpt_path), "runtime": "litert", "latency_source": "predicted",
+         "median_ms": 2.0},
     ]))
-    measured, predicted = load_results([results]).points
+    measured, predicted, other_target = load_results([results]).points
     assert measured.label == "net" and measured.accuracy == 0.42  # from the manifest's model, the checkpoint
     d = measured.details
     assert (d.arch, d.variant, d.dataset, d.nonzero_params, d.macs) == ("darts-v2", spec.variant, "mnist5k", 77, 12345)
@@ -89,6 +92,7 @@ def test_details_come_from_the_manifest_and_the_checkpoint(tmp_path):
     assert "50 runs" in d.method and d.runtime_version == "9.9"
     # the prediction names the checkpoint only: no file, MACs borrowed from the export of the same checkpoint
     assert predicted.details.size_bytes is None and predicted.details.macs == 12345
+    assert other_target.details.macs is None
     counted = checkpoint.summary(checkpoint.load(ckpt_path), ckpt_path)["nonzero_params"]
     assert predicted.details.nonzero_params == counted  # no manifest: counted from the checkpoint
     assert "intel-cpu predictor, 100% of MACs covered" in predicted.details.method
@@ -126,6 +130,10 @@ def test_cli_errors_are_one_line(tmp_path):
     bad.write_text("{not json")
     broken = CliRunner().invoke(app, ["pareto", str(bad), "--out", str(tmp_path / "out")])
     assert broken.exit_code == 2 and "neither JSON nor JSON lines" in broken.output
+    numbers = tmp_path / "numbers.json"
+    numbers.write_text("[1, 2]")
+    wrong = CliRunner().invoke(app, ["pareto", str(numbers), "--out", str(tmp_path / "out")])
+    assert wrong.exit_code == 2 and "holds no result objects" in wrong.output
     only_emulated = tmp_path / "emulated.json"
     only_emulated.write_text(json.dumps({"device": "x", "median_ms": 1.0, "test_accuracy": 0.9, "emulated": True}))
     refused = CliRunner().invoke(app, ["pareto", str(only_emulated), "--out", str(tmp_path / "out")])

@@ -20,6 +20,7 @@ from dass_edge.errors import InputError
 log = logging.getLogger(__name__)
 
 SOURCES = ("measured", "predicted")
+CHECKPOINT_SUFFIXES = (".pt", ".pth")  # a dass-edge checkpoint, or a TorchScript export (no facts from it)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Details:
     sparsity: float | None = None
     nonzero_params: int | None = None
     macs: int | None = None  # of the network as deployed (after compaction)
+    macs_channel_multiple: int | None = None  # the channel rounding compaction applied (a target's setting)
     size_bytes: int | None = None  # the timed file (an OpenVINO IR: .xml + .bin)
     spread_low_ms: float | None = None  # lower end of the latency bar: p10 where recorded, else the minimum
     spread_low_name: str = "p10"
@@ -107,10 +109,10 @@ class _Lookup:
     def manifest(self, model: Path | None) -> dict[str, Any]:
         from dass_edge.bench.service import _manifest_of
 
-        return _manifest_of(model) if model is not None and model.suffix != ".pt" else {}
+        return _manifest_of(model) if model is not None and model.suffix not in CHECKPOINT_SUFFIXES else {}
 
     def summary(self, path: Path | None) -> dict[str, Any]:
-        if path is None or path.suffix not in (".pt", ".pth"):
+        if path is None or path.suffix not in CHECKPOINT_SUFFIXES:
             return {}
         if path not in self._summaries:
             from dass_edge import checkpoint
@@ -146,7 +148,8 @@ def _method(entry: dict[str, Any]) -> str:
 
 
 def _size(model: Path | None, manifest: dict[str, Any]) -> int | None:
-    if model is None:
+    """Bytes of the timed file as the manifest counted them, else on disk; None for a checkpoint."""
+    if model is None or model.suffix in CHECKPOINT_SUFFIXES:
         return None
     sizes = manifest.get("size_bytes") or {}
     names = [model.name] + ([model.with_suffix(".bin").name] if model.suffix == ".xml" else [])
@@ -169,7 +172,8 @@ def _details(entry: dict[str, Any], model: Path | None, manifest: dict[str, Any]
         sparsity=fact("sparsity"),
         nonzero_params=fact("nonzero_params"),
         macs=compaction.get("macs_after"),
-        size_bytes=_size(model, manifest) if model is not None and model.suffix != ".pt" else None,
+        macs_channel_multiple=compaction.get("channel_multiple"),
+        size_bytes=_size(model, manifest),
         spread_low_ms=low if low is not None else _number(entry, "min_ms"),
         spread_low_name="p10" if low is not None else "min",
         p90_ms=_number(entry, "p90_ms"),
@@ -189,12 +193,12 @@ def _skip_reason(entry: dict[str, Any]) -> str | None:
     return None
 
 
-def point_from_result(entry: dict[str, Any], lookup: _Lookup) -> Point | None:
+def _point(entry: dict[str, Any], lookup: _Lookup) -> Point | None:
     """A bench/predict result -> Point; None (logged) when it lacks an accuracy everywhere."""
     model = lookup.path(entry.get("model"))
     manifest = lookup.manifest(model)
     checkpoint = lookup.path(entry.get("checkpoint") or manifest.get("checkpoint")) or (
-        model if model is not None and model.suffix in (".pt", ".pth") else None)
+        model if model is not None and model.suffix in CHECKPOINT_SUFFIXES else None)
     facts = lookup.summary(checkpoint)
     accuracy = next((a for a in (_number(entry, "test_accuracy"), _number(manifest, "test_accuracy"),
                                  _number(facts, "test_accuracy")) if a is not None), None)
@@ -214,23 +218,40 @@ def _entries(path: Path) -> list[dict[str, Any]]:
     text = path.read_text()
     try:
         data = json.loads(text)
-        entries = data if isinstance(data, list) else data.get("results", [data]) if isinstance(data, dict) else None
     except json.JSONDecodeError:
         try:
-            entries = [json.loads(line) for line in text.splitlines() if line.strip()]
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError:
             raise InputError(f"{path} is neither JSON nor JSON lines") from None
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+    if isinstance(data, dict):
+        data = data.get("results", [data])
+    if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
         raise InputError(f"{path} holds no result objects")
-    return entries
+    return data
+
+
+def _channel_multiple(device: str) -> int | None:
+    from dass_edge.targets import get_target
+
+    try:
+        return get_target(device).channel_multiple
+    except InputError:  # a device without a target file: its compaction is unknown
+        return None
 
 
 def _borrow_macs(points: list[Point]) -> list[Point]:
     """A prediction from a checkpoint has no manifest: it takes the MACs of an export of the same
-    checkpoint in these results (compaction removes the same channels whatever format is written)."""
-    known = {p.details.checkpoint: p.details.macs for p in points if p.details.checkpoint and p.details.macs}
-    return [replace(p, details=replace(p.details, macs=known[p.details.checkpoint]))
-            if p.details.macs is None and p.details.checkpoint in known else p for p in points]
+    checkpoint in these results compacted with the same channel rounding as the predicted target."""
+    known = {(p.details.checkpoint, p.details.macs_channel_multiple): p.details.macs for p in points
+             if p.details.checkpoint and p.details.macs is not None}
+    out = []
+    for p in points:
+        if p.details.macs is None and p.details.checkpoint:
+            key = (p.details.checkpoint, _channel_multiple(p.device))
+            if key in known:
+                p = replace(p, details=replace(p.details, macs=known[key], macs_channel_multiple=key[1]))
+        out.append(p)
+    return out
 
 
 def load_results(paths: list[str | os.PathLike]) -> Results:
@@ -244,7 +265,7 @@ def load_results(paths: list[str | os.PathLike]) -> Results:
         lookup = _Lookup(path.parent)
         for entry in _entries(path):
             reason = _skip_reason(entry)
-            point = None if reason else point_from_result(entry, lookup)
+            point = None if reason else _point(entry, lookup)
             if point is None:
                 skipped[reason or "incomplete"] += 1
             else:
