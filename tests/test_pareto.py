@@ -134,6 +134,16 @@ def test_cli_errors_are_one_line(tmp_path):
     numbers.write_text("[1, 2]")
     wrong = CliRunner().invoke(app, ["pareto", str(numbers), "--out", str(tmp_path / "out")])
     assert wrong.exit_code == 2 and "holds no result objects" in wrong.output
+    percent = tmp_path / "percent.json"
+    percent.write_text(json.dumps({"device": "x", "model": "m.onnx", "median_ms": 1.0, "test_accuracy": 91}))
+    out_of_range = CliRunner().invoke(app, ["pareto", str(percent), "--out", str(tmp_path / "out")])
+    assert out_of_range.exit_code == 2 and "test accuracy 91.0; expected a fraction in 0..1" in out_of_range.output
+    # a field of the wrong type is not shown rather than crashing the hover's formatting
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"device": "x", "median_ms": 1.0, "test_accuracy": 0.9, "nonzero_params": "many",
+                                "compaction": [1], "runtime_version": 3}))
+    (point,) = load_results([typo]).points
+    assert (point.details.nonzero_params, point.details.macs, point.details.runtime_version) == (None, None, None)
     only_emulated = tmp_path / "emulated.json"
     only_emulated.write_text(json.dumps({"device": "x", "median_ms": 1.0, "test_accuracy": 0.9, "emulated": True}))
     refused = CliRunner().invoke(app, ["pareto", str(only_emulated), "--out", str(tmp_path / "out")])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -83,18 +84,25 @@ class Results:
 
 
 def _number(entry: dict[str, Any], *keys: str) -> float | None:
+    """The first of ``keys`` holding a finite number (JSON true/false are not numbers)."""
     for key in keys:
         value = entry.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     return None
+
+
+def _typed(kind: type | tuple[type, ...], *values: Any) -> Any:
+    """The first value of the expected JSON type: a result file's text is data, never trusted to fit."""
+    return next((v for v in values if isinstance(v, kind) and not isinstance(v, bool)), None)
 
 
 class _Lookup:
     """Manifests and checkpoint summaries, each read once per report (a checkpoint builds its network)."""
 
-    def __init__(self, base: Path):
-        self.base = base
+    def __init__(self, source: Path):
+        self.source = source  # the results file, named in errors
+        self.base = source.parent
         self._summaries: dict[Path, dict[str, Any]] = {}
 
     def path(self, value: Any) -> Path | None:
@@ -151,35 +159,35 @@ def _size(model: Path | None, manifest: dict[str, Any]) -> int | None:
     """Bytes of the timed file as the manifest counted them, else on disk; None for a checkpoint."""
     if model is None or model.suffix in CHECKPOINT_SUFFIXES:
         return None
-    sizes = manifest.get("size_bytes") or {}
+    sizes = _typed(dict, manifest.get("size_bytes")) or {}
     names = [model.name] + ([model.with_suffix(".bin").name] if model.suffix == ".xml" else [])
-    if all(n in sizes for n in names):
-        return sum(int(sizes[n]) for n in names)
+    if all(isinstance(sizes.get(n), int) for n in names):
+        return sum(sizes[n] for n in names)
     return sum(p.stat().st_size for p in map(model.with_name, names) if p.is_file()) or None
 
 
 def _details(entry: dict[str, Any], model: Path | None, manifest: dict[str, Any], checkpoint: Path | None,
              facts: dict[str, Any]) -> Details:
-    def fact(key: str) -> Any:  # the export's record, else the checkpoint's, else the result's own
-        return next((v for v in (manifest.get(key), facts.get(key), entry.get(key)) if v is not None), None)
+    def fact(key: str, kind: type | tuple[type, ...]) -> Any:  # the export's record, else the checkpoint's, else the result's
+        return _typed(kind, manifest.get(key), facts.get(key), entry.get(key))
 
-    compaction = manifest.get("compaction") or entry.get("compaction") or {}
+    compaction = _typed(dict, manifest.get("compaction"), entry.get("compaction")) or {}
     low = _number(entry, "p10_ms")
-    health = facts.get("health") or {}
+    health = _typed(dict, facts.get("health")) or {}
     return Details(
-        arch=fact("arch"),
-        variant=fact("variant"),
-        sparsity=fact("sparsity"),
-        nonzero_params=fact("nonzero_params"),
-        macs=compaction.get("macs_after"),
-        macs_channel_multiple=compaction.get("channel_multiple"),
+        arch=fact("arch", str),
+        variant=fact("variant", str),
+        sparsity=fact("sparsity", (int, float)),
+        nonzero_params=fact("nonzero_params", int),
+        macs=_typed(int, compaction.get("macs_after")),
+        macs_channel_multiple=_typed(int, compaction.get("channel_multiple")),
         size_bytes=_size(model, manifest),
         spread_low_ms=low if low is not None else _number(entry, "min_ms"),
         spread_low_name="p10" if low is not None else "min",
         p90_ms=_number(entry, "p90_ms"),
-        runtime_version=entry.get("runtime_version"),
+        runtime_version=_typed(str, entry.get("runtime_version")),
         method=_method(entry),
-        dataset=fact("data"),
+        dataset=fact("data", str),
         dead=bool(entry.get("dead") or manifest.get("dead") or health.get("input_dependent") is False),
         checkpoint=str(checkpoint) if checkpoint is not None else None,
     )
@@ -205,11 +213,17 @@ def _point(entry: dict[str, Any], lookup: _Lookup) -> Point | None:
     if accuracy is None:
         log.warning("skipping %s on %s: no test accuracy recorded", entry.get("model"), entry.get("device"))
         return None
+    latency = float(_number(entry, "median_ms", "latency_ms"))  # present: _skip_reason checked it
+    what = f"{lookup.source}: the result for {entry.get('model')} on {entry.get('device')}"
+    if not 0 <= accuracy <= 1:
+        raise InputError(f"{what} has test accuracy {accuracy}; expected a fraction in 0..1")
+    if latency <= 0:
+        raise InputError(f"{what} has latency {latency} ms; expected more than 0")
     key = str(entry.get("model_key") or "").split("@")[0]
     label = entry.get("label") or manifest.get("model") or key or Path(str(entry.get("model", "?"))).stem
     device, runtime = _device_and_runtime(entry)
     source = "predicted" if entry.get("latency_source") == "predicted" else "measured"
-    return Point(str(label), device, float(_number(entry, "median_ms", "latency_ms")), accuracy, source, runtime,
+    return Point(str(label), device, latency, accuracy, source, runtime,
                  _details(entry, model, manifest, checkpoint, facts))
 
 
@@ -262,7 +276,7 @@ def load_results(paths: list[str | os.PathLike]) -> Results:
     for path in map(Path, paths):
         if not path.is_file():
             raise InputError(f"result file {path} does not exist")
-        lookup = _Lookup(path.parent)
+        lookup = _Lookup(path)
         for entry in _entries(path):
             reason = _skip_reason(entry)
             point = None if reason else _point(entry, lookup)
