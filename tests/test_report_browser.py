@@ -78,7 +78,7 @@ def test_report_renders_offline_with_hover_and_log_switch(report, browser):
     point = page.locator("#pareto .cartesianlayer .subplot.xy .scatterlayer .points path").first
     box = point.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.wait_for_selector("#pareto .hoverlayer .hovertext", timeout=10_000)
+    page.wait_for_selector("#pareto .hoverlayer .hovertext", timeout=30_000)
     hover = page.locator("#pareto .hoverlayer").text_content()
     for fact in ("dass-tiny", "architecture dass, variant tiny", "sparsity 99.0%", "non-zero weights 1,301",
                  "MACs after compaction 477,626", "file size", "median 3 ms", "runtime litert 1.2.3",
