@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command sets up dass-edge on a fresh Debian/Ubuntu machine (Python 3.11 and pyenv expected):
 #   - .venv with the package and every runtime (PyTorch CPU, ONNX Runtime, OpenVINO, LiteRT, nn-Meter)
-#   - Debian packages: Fashion-MNIST, OpenSSH server (SSH tests), libusb (NCS2 runtime)
+#   - Debian packages: Fashion-MNIST, OpenSSH server (SSH tests), libusb (NCS2 runtime), Chromium (report test)
 #   - .sideenvs/: old runtimes that stand in for boards in the tests (skip with DASS_EDGE_NO_SIDEENVS=1)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,9 +9,9 @@ PY=${PYTHON:-python3.11}
 
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -qq || true
-  apt-get install -y -qq dataset-fashion-mnist openssh-server libusb-1.0-0 >/dev/null
+  apt-get install -y -qq dataset-fashion-mnist openssh-server libusb-1.0-0 chromium >/dev/null
 elif command -v apt-get >/dev/null; then
-  echo "note: not root; install with sudo: apt-get install dataset-fashion-mnist openssh-server libusb-1.0-0" >&2
+  echo "note: not root; install with sudo: apt-get install dataset-fashion-mnist openssh-server libusb-1.0-0 chromium" >&2
 fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv

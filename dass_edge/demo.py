@@ -72,7 +72,8 @@ def run_demo(out: Path, preset: Preset, data: DataChoice = DataChoice("mnist5k")
              seed: int = 0, calibration_samples: int = 60, on_stage: Callable[[str], None] = log.info
              ) -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary (also written to ``out/summary.json``)."""
-    from dass_edge.report.pareto import load_results, write_report
+    from dass_edge.report.build import write_report
+    from dass_edge.report.points import load_results
     from dass_edge.targets import load_targets
 
     out.mkdir(parents=True, exist_ok=True)
