@@ -72,6 +72,7 @@ class Manifest:
     export_seconds: float
     health: dict[str, Any] | None = None  # Health.to_dict(): the checkpoint's record, or assessed on export
     dead: bool = False  # the output does not depend on the input; exported only because allow_dead said so
+    reuse_key: dict[str, Any] | None = None  # export_key(): what must match for bench to reuse these files
     path: str = field(default="")
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,6 +198,25 @@ def _publish(tmp: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def toolkit_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("dass-edge")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def export_key(checkpoint_path: Path, target: Target, compact: bool) -> dict[str, Any]:
+    """What an export depends on, by content: the checkpoint's bytes, the target's settings (its extra
+    formats aside: they add files beside the main one, never change it), compaction and the toolkit's
+    version. An export whose manifest records another key is stale, whatever its path or timestamps say."""
+    settings = {k: v for k, v in target.to_dict().items() if k not in ("extra_formats", "notes")}
+    return {"checkpoint_sha256": _sha256(Path(checkpoint_path)), "target": target.name,
+            "target_sha256": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest(),
+            "compacted": compact, "toolkit_version": toolkit_version()}
+
+
 def _make_parent(parent: Path) -> list[Path]:
     """Create the model folder; returns the folders created (removed again if the export fails)."""
     missing = [p for p in (parent, *parent.parents) if not p.exists()][::-1]
@@ -235,7 +255,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, 
                                 dict(model=name, checkpoint=str(checkpoint_path), params=params,
                                      nonzero_params=nonzero))
         shutil.rmtree(work)
-        manifest = replace(manifest, path=str(dest))
+        manifest = replace(manifest, path=str(dest), reuse_key=export_key(checkpoint_path, target, compact))
         (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
         _publish(tmp, dest)
     except BaseException:
