@@ -76,17 +76,17 @@ def run_search(choice: DataChoice, preset: Preset, sparsity: float, out: Path, s
     before the first step.
     """
     check_sparsity(sparsity)
-    seed_everything(seed)
-    data = choice.load(preset)
-    c, h, _ = data.input_shape
-    spec = ModelSpec("supernet", len(data.classes), c, h, "search", preset.search_cells, preset.search_channels)
-    settings = _settings(preset, seed, sparsity=sparsity)
-    train, val = search_split(data.x_train, data.y_train)
-    pre_path = out / "search-pretrain.pt"
-    common = dict(classes=data.classes, data=_data_facts(data, choice), settings=settings)
-    pre_cfg, prune_cfg = preset.search_steps()
-
     with output_folder(out):
+        seed_everything(seed)
+        data = choice.load(preset)
+        c, h, _ = data.input_shape
+        spec = ModelSpec("supernet", len(data.classes), c, h, "search", preset.search_cells, preset.search_channels)
+        settings = _settings(preset, seed, sparsity=sparsity)
+        train, val = search_split(data.x_train, data.y_train)
+        pre_path = out / "search-pretrain.pt"
+        common = dict(classes=data.classes, data=_data_facts(data, choice), settings=settings)
+        pre_cfg, prune_cfg = preset.search_steps()
+
         pre = _resumable(pre_path, settings) if resume else None
         plan = [PlannedStep.of("prune", prune_cfg, len(train[0]))]
         if pre is None:
@@ -159,26 +159,17 @@ def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, ou
     the latest of them written with the same settings is picked up. ``out`` is checked before any training.
     """
     check_sparsity(sparsity)
-    seed_everything(seed)
-    name, genotype, search = resolve_arch(arch)
-    data = choice.load(preset)
-    c, h, _ = data.input_shape
-    spec = ModelSpec(name, len(data.classes), c, h, "custom", preset.train_cells, preset.train_channels,
-                     preset.width_of(name) if name not in CELL_ARCHS else 1.0, genotype)
-    if variant not in (None, CUSTOM):
-        spec = spec.with_variant(variant)
-    inherited = search is not None and variant is None
-    if inherited:
-        if search.sparsity != sparsity:
-            raise InputError(f"the search checkpoint was pruned at {search.sparsity}, not {sparsity}; "
-                             "pass --variant to retrain at another sparsity")
-        spec = replace(spec, variant="search", cells=search.spec.cells, channels=search.spec.channels)
-    stem = f"{name}-{spec.variant}-{round(sparsity * 1000) / 10:g}"
-    settings = _settings(preset, seed, sparsity=sparsity, arch=arch)
-    common = dict(classes=data.classes, data=_data_facts(data, choice), settings=settings)
-    train = (data.x_train, data.y_train)
-
     with output_folder(out):
+        seed_everything(seed)
+        name, genotype, search = resolve_arch(arch)
+        data = choice.load(preset)
+        spec = _train_spec(name, genotype, search, data, preset, variant, sparsity)
+        inherited = spec.variant == "search"
+        stem = f"{name}-{spec.variant}-{round(sparsity * 1000) / 10:g}"
+        settings = _settings(preset, seed, sparsity=sparsity, arch=arch)
+        common = dict(classes=data.classes, data=_data_facts(data, choice), settings=settings)
+        train = (data.x_train, data.y_train)
+
         if inherited:
             model, results = _inherited(search, genotype, data, preset, seed), []
             plan = [PlannedStep.of("finetune", preset.finetune, len(train[0]))]
@@ -200,6 +191,23 @@ def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, ou
                                         health=health.to_dict(), **common)
         log.info("%s: test accuracy %.4f, %d/%d non-zero", stem, accuracy, *reversed(sparse.count_params(model)))
         return ckpt_io.save(checkpoint, out / f"{stem}.pt")
+
+
+def _train_spec(name: str, genotype: Genotype | None, search: Checkpoint | None, data: Dataset, preset: Preset,
+                variant: str | None, sparsity: float) -> ModelSpec:
+    """The network ``train`` builds: at the preset's size or --variant's, or (a search checkpoint without
+    --variant) the supernet's own size, variant "search", whose weights and masks it then inherits."""
+    c, h, _ = data.input_shape
+    spec = ModelSpec(name, len(data.classes), c, h, "custom", preset.train_cells, preset.train_channels,
+                     preset.width_of(name) if name not in CELL_ARCHS else 1.0, genotype)
+    if variant not in (None, CUSTOM):
+        return spec.with_variant(variant)
+    if search is None or variant is not None:
+        return spec
+    if search.sparsity != sparsity:
+        raise InputError(f"the search checkpoint was pruned at {search.sparsity}, not {sparsity}; "
+                         "pass --variant to retrain at another sparsity")
+    return replace(spec, variant="search", cells=search.spec.cells, channels=search.spec.channels)
 
 
 def _inherited(search: Checkpoint, genotype: Genotype | None, data: Dataset, preset: Preset,

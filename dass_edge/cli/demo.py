@@ -96,12 +96,13 @@ def demo(
     def stage(message: str) -> None:
         typer.echo(f"[demo] {message}", err=True)
 
-    # Bad input fails here, in one line, before any folder is made; a failed stage later is only recorded.
+    # Bad input fails here, in one line, leaving nothing; a stage that fails later is recorded, not fatal.
     schedule, choice = get_preset(preset), DataChoice(data, str(data_dir) if data_dir else None)
     check_sparsity(sparsity)
-    choice.load(schedule)
-    with output_folder(out), _log_to(out / "demo.log"):
-        summary = run_demo(out, schedule, choice, sparsity, seed, on_stage=stage)
+    with output_folder(out):
+        choice.load(schedule)
+        with _log_to(out / "demo.log"):
+            summary = run_demo(out, schedule, choice, sparsity, seed, on_stage=stage)
     emit(summary, as_json, _print)
 
 
