@@ -85,7 +85,7 @@ def test_parity_failure_names_the_difference_and_leaves_nothing(ckpt, tmp_path):
     ("corrupt", "not a readable dass-edge checkpoint", 2),
     ("unknown-target", "unknown target 'mars'; known: ", 2),
     ("bad-target-file", "field 'precision'", 2),
-    ("unwritable", "cannot write to output folder", 2),
+    ("unwritable", "cannot write to output folder", 8),
     ("missing-runtime", "dass-edge[onnx]", 3),
 ])
 def test_bad_input_gives_one_line_and_writes_nothing(ckpt, tmp_path, monkeypatch, case, pattern, code):

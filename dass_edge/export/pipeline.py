@@ -32,6 +32,7 @@ from dass_edge.errors import DassEdgeError, InputError
 from dass_edge.export import Artifact, get_exporter
 from dass_edge.export.validate import MAX_REAL_IMAGES, Parity, check_inputs, check_parity
 from dass_edge.health import Health, assess, require_alive
+from dass_edge.outputs import ensure_writable
 from dass_edge.search import sparse
 from dass_edge.targets import RUNTIMES_OF_FORMAT, Target, get_target
 
@@ -217,18 +218,6 @@ def export_key(checkpoint_path: Path, target: Target, compact: bool) -> dict[str
             "compacted": compact, "toolkit_version": toolkit_version()}
 
 
-def _make_parent(parent: Path) -> list[Path]:
-    """Create the model folder; returns the folders created (removed again if the export fails)."""
-    missing = [p for p in (parent, *parent.parents) if not p.exists()][::-1]
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.mkdtemp(dir=parent)
-        os.rmdir(probe)
-    except OSError as exc:
-        raise InputError(f"cannot write to output folder {parent}: {exc.strerror or exc}") from None
-    return missing
-
-
 def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, out_dir: Path = Path("exported"),
                       *, compact: bool = True, allow_dead: bool = False) -> Manifest:
     """Export one checkpoint for one target into ``out_dir/<model>/<target>/``; returns its manifest.
@@ -246,7 +235,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, 
     prepared, compaction = deployable(model, checkpoint.input_shape, target.channel_multiple, compact)
     prepared.eval()
     dest = Path(out_dir) / name / target.name
-    created = _make_parent(dest.parent)
+    created = ensure_writable(dest.parent)  # the folders made, removed again if the export fails
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=dest.parent))
     try:
         work = tmp / ".work"
