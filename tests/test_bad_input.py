@@ -221,3 +221,17 @@ def test_an_os_error_anywhere_is_one_line_with_its_own_code(tmp_path, monkeypatc
     blocker = _write(tmp_path, "blocker", "x")
     result = runner.invoke(app, ["pareto", str(results), "--out", str(blocker / "report")])
     assert_one_line_error(result.exit_code, result.stderr, result.output, FILESYSTEM, str(blocker))
+
+
+def test_a_failed_run_removes_the_empty_folders_it_made_and_keeps_what_it_wrote(tmp_path):
+    from dass_edge.outputs import output_folder
+
+    target = tmp_path / "a" / "b"
+    with pytest.raises(KeyboardInterrupt), output_folder(target):
+        assert target.is_dir() and not any(target.iterdir())  # made, and the probe file gone again
+        raise KeyboardInterrupt
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(RuntimeError), output_folder(target):
+        (target / "step.pt").write_text("a finished step")
+        raise RuntimeError
+    assert (target / "step.pt").is_file()  # a step checkpoint survives for the rerun to resume from
