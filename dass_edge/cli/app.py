@@ -8,6 +8,8 @@ that reaches this far (permissions, a missing folder, a full disk) becomes FileS
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import NoReturn
 
 import typer
@@ -33,6 +35,9 @@ class _Group(typer.core.TyperGroup):
             _fail(exc.format_message() + where, exc.exit_code)
         except DassEdgeError as exc:
             _fail(str(exc), exc.exit_code)
+        except BrokenPipeError:  # stdout closed early (`| head`): nothing to report, and nowhere to report it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            raise typer.Exit(1) from None
         except OSError as exc:
             _fail(str(FileSystemError.from_os_error(exc)), FileSystemError.exit_code)
 
