@@ -57,3 +57,17 @@ class DeadModelError(DassEdgeError):
     constant): exporting, validating or timing it would report numbers about a constant."""
 
     exit_code = 7
+
+
+class FileSystemError(DassEdgeError):
+    """The operating system refused a file operation: permission denied, a missing or read-only folder, a
+    full disk. Its own exit code, because the fix is on the machine, not in the command's arguments."""
+
+    exit_code = 8
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, doing: str = "") -> FileSystemError:
+        """One line from an OSError: what was being done, the path, and the system's reason."""
+        reason = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        what = " ".join(str(part) for part in (doing, exc.filename) if part)
+        return cls(f"{what}: {reason}" if what else reason)

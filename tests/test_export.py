@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from conftest import recalibrated
-from dass_edge import checkpoint, runtimes
+from dass_edge import checkpoint, health, runtimes
 from dass_edge.export import get_exporter
 from dass_edge.export.pipeline import MANIFEST, export_checkpoint
 from dass_edge.export.tflite import depthwise_count, op_types
@@ -75,24 +76,26 @@ def test_export_round_trip(live_checkpoint, tmp_path, arch, target):
     assert sorted(p.name for p in folder.iterdir()) == sorted([*manifest["files"], MANIFEST])
     for name in manifest["files"]:
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == manifest["sha256"][name]
-    assert manifest["max_abs_diff"] <= manifest["atol"] and manifest["top1_agreement"] >= 0.9
-    assert manifest["dead"] is False and manifest["health"]["input_dependent"] is True
-    assert all(check["passed"] for check in manifest["checks"])
+    # parity, health and passed checks are what the export itself enforces (it fails otherwise): not
+    # re-asserted here; the files are compared with PyTorch again below, by this test
     assert manifest["nonzero_params"] <= 0.11 * manifest["params"] and manifest["compacted"] is True
     # fewer MACs always; stored parameters can grow at 90% on tiny nets (per-position border constants)
     assert manifest["compaction"]["macs_after"] <= manifest["compaction"]["macs_before"]
 
     ckpt = checkpoint.load(path)
     model = sparse.bake(ckpt.build())
-    x = np.random.default_rng(1).standard_normal(ckpt.input_shape).astype(np.float32)
+    xs = np.random.default_rng(1).standard_normal((4, *ckpt.input_shape[1:])).astype(np.float32)
     with torch.no_grad():
-        expected = model(torch.from_numpy(x)).numpy()
-        assert np.abs(expected - model(torch.zeros_like(torch.from_numpy(x))).numpy()).max() > 1e-3
+        expected = model(torch.from_numpy(xs)).numpy()
+    # the comparison means something only if the output moves with the input, by more than the tolerance
+    assert health.assess(model, torch.from_numpy(xs)).input_dependent
+    assert np.ptp(expected, axis=0).max() > 10 * manifest["atol"]
     loadable = [folder / n for n in manifest["files"] if not n.endswith(".bin")]
     for file in loadable:
         session = runtimes.load(file, device="CPU")
         assert session.input_layout == manifest["input_layout"] == "NCHW"
-        np.testing.assert_allclose(session.run(x), expected, atol=manifest["atol"], err_msg=file.name)
+        got = np.concatenate([session.run(xs[i:i + 1]) for i in range(len(xs))])
+        np.testing.assert_allclose(got, expected, atol=manifest["atol"], err_msg=file.name)
         if file.suffix == ".tflite":
             assert op_types(file)["DEPTHWISE_CONV_2D"] >= depthwise_count(model) > 0
 
@@ -120,4 +123,11 @@ def test_no_compact_exports_the_masked_network_densely(live_checkpoint, tmp_path
     compact = export_checkpoint(path, "jetson-tx2", tmp_path / "compact")
     assert dense.compacted is False and dense.compaction is None
     assert compact.compacted is True and compact.compaction["macs_after"] < compact.compaction["macs_before"]
-    assert max(dense.max_abs_diff, compact.max_abs_diff) <= dense.atol
+    # the two files differ (one keeps the pruned channels) yet compute the same function of the input
+    dense_file, compact_file = (Path(m.path) / m.files[0] for m in (dense, compact))
+    assert dense_file.read_bytes() != compact_file.read_bytes()
+    xs = np.random.default_rng(3).standard_normal((3, *checkpoint.load(path).input_shape[1:])).astype(np.float32)
+    outputs = [np.concatenate([runtimes.load(f, device="CPU").run(xs[i:i + 1]) for i in range(len(xs))])
+               for f in (dense_file, compact_file)]
+    assert np.ptp(outputs[0], axis=0).max() > 10 * dense.atol
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=2 * dense.atol)

@@ -120,6 +120,56 @@ def test_prune_step_changes_scores_and_alphas_but_not_weights():
         torch.testing.assert_close(layer.weight.detach(), before * layer.mask)  # only masking, no update
 
 
+def _source_op(supernet, cell_index, name, node, k):
+    """The supernet op that edge ``k`` (input ``node``) of a derived cell inherits, as algorithm.inherit finds it."""
+    edge_index = sum(i + 2 for i in range(k // 2)) + node
+    return supernet.cells[cell_index].edges[edge_index].ops[PRIMITIVES.index(name)]
+
+
+def _distinct_statistics(model):
+    """BN statistics away from their defaults, so a copied one cannot pass for a fresh one."""
+    generator = torch.Generator().manual_seed(1)
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.copy_(torch.rand(bn.running_mean.shape, generator=generator) - 0.5)
+        bn.running_var.copy_(torch.rand(bn.running_var.shape, generator=generator) + 0.5)
+
+
+@pytest.mark.parametrize("name", [p for p in PRIMITIVES if p != "none"])
+def test_inheritance_copies_every_op_of_the_registry_exactly(name):
+    """Every edge of a genotype made only of ``name`` gets its supernet op's weights, masks and BN statistics,
+    and in eval mode computes exactly what that op computed (the derived BNs' affine 1 and 0 change nothing)."""
+    torch.manual_seed(0)
+    net = SearchNetwork(c=4, layers=3, num_classes=10, in_channels=1)
+    sparse.magnitude_masks(net, 0.9)
+    _distinct_statistics(net)
+    genotype = Genotype(normal=((name, 0), (name, 1)) * 4, reduce=((name, 0), (name, 1)) * 4)
+    child = algorithm.inherit(net.eval(), genotype).eval()
+    for c, cell in enumerate(child.cells):
+        for shared, value in net.cells[c].preprocess.state_dict().items():
+            assert torch.equal(cell.preprocess.state_dict()[shared], value), shared
+        for k, (op_name, node) in enumerate(genotype.reduce if cell.reduction else genotype.normal):
+            source, op = _source_op(net, c, op_name, node, k), cell.ops[k]
+            if "pool" in name:
+                assert not op.state_dict()  # the supernet's pool BN is dropped, as in DARTS
+                continue
+            copied = op.state_dict()
+            for key, value in source.state_dict().items():
+                assert torch.equal(copied[key], value), (c, k, key)
+            convs = [m for m in op.modules() if isinstance(m, torch.nn.Conv2d)]
+            x = torch.randn(2, convs[0].in_channels if convs else 4, 8, 8)  # no conv: the identity
+            with torch.no_grad():
+                torch.testing.assert_close(op(x), source(x), rtol=0, atol=1e-6)
+
+
+def test_inheritance_refuses_an_op_that_does_not_match():
+    source, target = OPS["dil_conv_3x3"](4, 1, False), OPS["sep_conv_3x3"](4, 1, True)
+    with pytest.raises(InputError, match="cannot inherit edge 0"):
+        algorithm._load_inherited(target, source, "edge 0")
+    wider = OPS["sep_conv_3x3"](8, 1, True)
+    with pytest.raises(InputError, match="cannot inherit edge 1"):
+        algorithm._load_inherited(wider, OPS["sep_conv_3x3"](4, 1, False), "edge 1")
+
+
 def test_inherited_network_carries_the_supernet_masks():
     torch.manual_seed(0)
     net = SearchNetwork(c=4, layers=3, num_classes=10, in_channels=1)

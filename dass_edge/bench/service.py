@@ -7,6 +7,7 @@ Kept out of the CLI so scripts (benchmarks/, CI helpers) get the same behaviour 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field, replace
@@ -74,16 +75,20 @@ def _manifest_of(model: Path) -> dict[str, Any]:
 
 def _current_export(checkpoint: Path, target, export_dir: Path, allow_dead: bool  # noqa: ANN001
                     ) -> tuple[Path, dict[str, Any]] | None:
-    """An export of this checkpoint for this target that is newer than the checkpoint, and its manifest, if
-    there is one (one marked dead only when dead networks are allowed, one from before health records never)."""
+    """An export of this checkpoint's content for this target, compacted as bench exports, and its manifest,
+    if there is one whose files are intact (one marked dead only when dead networks are allowed). Keyed by
+    content (export.pipeline.export_key), so a --no-compact export, an export of an older checkpoint at the
+    same path or one by another toolkit version is never measured as the current one."""
+    from dass_edge.export.pipeline import export_key
+
     folder = export_dir / checkpoint.stem / target.name
     manifest = _read_manifest(folder)
-    if manifest.get("format") != target.format or manifest.get("checkpoint") != str(checkpoint):
+    if manifest.get("reuse_key") != export_key(checkpoint, target, compact=True):
         return None
     if "dead" not in manifest or (manifest["dead"] and not allow_dead):
         return None
     main = folder / manifest["files"][0]
-    if main.is_file() and (folder / MANIFEST).stat().st_mtime >= checkpoint.stat().st_mtime:
+    if main.is_file() and hashlib.sha256(main.read_bytes()).hexdigest() == manifest.get("sha256", {}).get(main.name):
         return main, manifest
     return None
 
@@ -92,7 +97,7 @@ def resolve_model(request: BenchRequest, target) -> ResolvedModel:  # noqa: ANN0
     """A model file as given, or a checkpoint exported first in the target's format.
 
     Only the target's main format is exported (extra formats such as intel-cpu's TFLite take minutes and
-    are not measured), and an export already newer than the checkpoint is reused. A dead network raises
+    are not measured), and an export of the same checkpoint content and settings is reused. A dead network raises
     DeadModelError before anything is exported or measured, unless the request allows it.
     """
     path = _checked_path(request.model)

@@ -1,6 +1,7 @@
 """`dass-edge export CHECKPOINT --target NAME|all`: device files plus manifest.json, each checked against
-PyTorch. With ``all`` every target is tried, a status table is printed and the exit code is non-zero if
-any failed. A network whose output does not depend on its input is refused (exit 7) unless --allow-dead."""
+PyTorch. With ``all`` every target is tried, a status table is printed and, if any failed, the exit code is
+the failures' own (4 when parity failed) or 1 when they failed for different reasons. A network whose output
+does not depend on its input is refused (exit 7) unless --allow-dead."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def _export_all(checkpoint: Path, out: Path, compact: bool, allow_dead: bool) ->
         except DeadModelError:
             raise  # a fact about the network, the same for every target: one error, not a table of them
         except DassEdgeError as exc:
-            rows.append({"target": target.name, "format": target.format, "error": str(exc)})
+            rows.append({"target": target.name, "format": target.format, "error": str(exc),
+                         "exit_code": exc.exit_code})
     return rows
 
 
@@ -67,19 +69,24 @@ def export(
 
     The exported file is compared with the masked PyTorch model on random inputs and real test images; a
     difference above the target's atol fails the export and leaves nothing behind. A network whose output
-    does not depend on its input is refused (exit 7) before anything is written, unless --allow-dead."""
+    does not depend on its input is refused (exit 7) before anything is written, unless --allow-dead. With
+    'all', the exit code is the failed targets' own when they agree (4: parity), else 1."""
     from dass_edge.export.pipeline import export_checkpoint  # torch and converters: not for `--help`
+    from dass_edge.outputs import output_folder
 
-    if target != "all":
-        emit(export_checkpoint(checkpoint, get_target(target), out, compact=compact, allow_dead=allow_dead
-                               ).to_dict(), as_json, _print_manifest)
-        return
-    rows = _export_all(checkpoint, out, compact, allow_dead)
+    chosen = None if target == "all" else get_target(target)
+    with output_folder(out):
+        if chosen is not None:
+            emit(export_checkpoint(checkpoint, chosen, out, compact=compact, allow_dead=allow_dead).to_dict(),
+                 as_json, _print_manifest)
+            return
+        rows = _export_all(checkpoint, out, compact, allow_dead)
     emit(rows, as_json, _print_status)
     failed = [row for row in rows if "error" in row]
     if failed:
+        codes = {row["exit_code"] for row in failed}
         typer.echo(f"error: {len(failed)} of {len(rows)} targets failed", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(codes.pop() if len(codes) == 1 else 1)
 
 
 def register(app: typer.Typer) -> None:

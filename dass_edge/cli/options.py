@@ -12,8 +12,11 @@ import typer
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed repeats a run exactly.")]
-Preset = Annotated[str, typer.Option("--preset", help="Schedule: paper (published, GPU-days), quick (minutes on "
-                                     "a CPU, the demo's) or smoke (seconds, for tests).")]
+Preset = Annotated[str | None, typer.Option("--preset", help="Schedule: paper (published, GPU-days), quick "
+                                            "(minutes on a CPU, the demo's), cpu (about an hour per model on a "
+                                            "CPU) or smoke (seconds, for tests). Default: paper when training "
+                                            "runs on a GPU, else quick (a note on stderr says so).")]
+Fresh = Annotated[bool, typer.Option("--fresh", help="Start from scratch: ignore finished step checkpoints in --out.")]
 Sparsity = Annotated[float, typer.Option("--sparsity", help="Fraction of the prunable weights removed, in (0, 1); "
                                          "0.99 is the paper's headline.")]
 Epochs = Annotated[str | None, typer.Option("--epochs", help="Epochs per step, overriding the preset: PRETRAIN,PRUNE,"

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from dass_edge.cli.options import (Allocation, BatchSize, Data, DataDir, Epochs, JsonFlag, OutDir, Preset, Seed,
-                                   Sparsity, emit)
+from dass_edge.cli.options import (Allocation, BatchSize, Data, DataDir, Epochs, Fresh, JsonFlag, OutDir, Preset,
+                                   Seed, Sparsity, emit)
 
 if TYPE_CHECKING:
     from dass_edge.search.presets import Preset as Schedule
@@ -28,39 +28,58 @@ def _print_summary(result: dict[str, Any]) -> None:
     console.print(f"checkpoint: {result['checkpoint']}")
 
 
-def _schedule(preset: str, epochs: str | None, batch_size: str | None, allocation: str | None) -> Schedule:
-    from dass_edge.search.presets import get_preset, parse_per_step
+def _schedule(preset: str | None, epochs: str | None, batch_size: str | None, allocation: str | None
+              ) -> tuple[Schedule, str | None]:
+    """The schedule to run, and a note to print when it was chosen for this machine (no --preset)."""
+    from dass_edge.search.budget import default_preset
+    from dass_edge.search.presets import PRESETS, get_preset, parse_per_step
 
-    return get_preset(preset).with_overrides(
+    note = None
+    if preset is None:
+        # Training runs on the CPU (the device a --device option resolves to goes here).
+        device = "cpu"
+        preset = default_preset(device)
+        others = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values() if p.name != preset)
+        note = (f"no --preset given, training on the {device}: using --preset {preset} "
+                f"({PRESETS[preset].description}). Other presets: {others}")
+    schedule = get_preset(preset).with_overrides(
         parse_per_step(epochs, "--epochs") if epochs else None,
         parse_per_step(batch_size, "--batch-size") if batch_size else None,
         allocation,
     )
+    return schedule, note
+
+
+def _announce(note: str | None):  # noqa: ANN202
+    """Printed once the inputs are valid, so that a bad input still gives one line: the error."""
+    return None if note is None else (lambda: typer.echo(note, err=True))
 
 
 def search(
     data: Data = "mnist5k",
     data_dir: DataDir = None,
-    preset: Preset = "paper",
+    preset: Preset = None,
     sparsity: Sparsity = 0.99,
     out: OutDir = Path("runs/search"),
     seed: Seed = 0,
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     allocation: Allocation = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore a finished pretrain step in --out.")] = False,
+    fresh: Fresh = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Search a sparse architecture with DASS: pretrain the supernet, then learn the pruning masks and alphas.
 
     Writes OUT/search.pt (pruned supernet + genotype); a finished pretrain step (OUT/search-pretrain.pt) with
     the same settings is reused unless --fresh. Fine-tune the result with `dass-edge train --arch dass:OUT/search.pt`.
+    A run expected to take over an hour says so after its first batches.
     """
     from dass_edge import checkpoint
     from dass_edge.workflows import DataChoice, run_search
 
-    path = run_search(DataChoice(data, str(data_dir) if data_dir else None),
-                      _schedule(preset, epochs, batch_size, allocation), sparsity, out, seed, resume=not fresh)
+    schedule, note = _schedule(preset, epochs, batch_size, allocation)
+    path = run_search(DataChoice(data, str(data_dir) if data_dir else None), schedule, sparsity, out, seed,
+                      resume=not fresh, on_start=_announce(note))
     emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
 
 
@@ -75,24 +94,28 @@ def train(
     sparsity: Sparsity = 0.99,
     data: Data = "mnist5k",
     data_dir: DataDir = None,
-    preset: Preset = "paper",
+    preset: Preset = None,
     out: OutDir = Path("runs/train"),
     seed: Seed = 0,
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     allocation: Allocation = None,
+    fresh: Fresh = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune a sparse network (DASS step 3), or train and prune a baseline with HYDRA.
 
     A search checkpoint without --variant fine-tunes the genotype with the supernet's inherited weights and
-    masks. Anything else is built at its size and trained dense, pruned by learned scores, then fine-tuned.
+    masks. Anything else is built at its size and trained dense, pruned by learned scores, then fine-tuned,
+    with a checkpoint after each step (OUT/NAME-pretrain.pt, OUT/NAME-prune.pt) that a rerun with the same
+    settings resumes from unless --fresh. A run expected to take over an hour says so after its first batches.
     """
     from dass_edge import checkpoint
     from dass_edge.workflows import DataChoice, run_train
 
-    path = run_train(arch, DataChoice(data, str(data_dir) if data_dir else None),
-                     _schedule(preset, epochs, batch_size, allocation), sparsity, out, variant, seed)
+    schedule, note = _schedule(preset, epochs, batch_size, allocation)
+    path = run_train(arch, DataChoice(data, str(data_dir) if data_dir else None), schedule, sparsity, out,
+                     variant, seed, resume=not fresh, on_start=_announce(note))
     emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
 
 

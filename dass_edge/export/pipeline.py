@@ -32,6 +32,7 @@ from dass_edge.errors import DassEdgeError, InputError
 from dass_edge.export import Artifact, get_exporter
 from dass_edge.export.validate import MAX_REAL_IMAGES, Parity, check_inputs, check_parity
 from dass_edge.health import Health, assess, require_alive
+from dass_edge.outputs import ensure_writable
 from dass_edge.search import sparse
 from dass_edge.targets import RUNTIMES_OF_FORMAT, Target, get_target
 
@@ -72,6 +73,7 @@ class Manifest:
     export_seconds: float
     health: dict[str, Any] | None = None  # Health.to_dict(): the checkpoint's record, or assessed on export
     dead: bool = False  # the output does not depend on the input; exported only because allow_dead said so
+    reuse_key: dict[str, Any] | None = None  # export_key(): what must match for bench to reuse these files
     path: str = field(default="")
 
     def to_dict(self) -> dict[str, Any]:
@@ -197,16 +199,23 @@ def _publish(tmp: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _make_parent(parent: Path) -> list[Path]:
-    """Create the model folder; returns the folders created (removed again if the export fails)."""
-    missing = [p for p in (parent, *parent.parents) if not p.exists()][::-1]
+def toolkit_version() -> str:
+    from importlib import metadata
+
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.mkdtemp(dir=parent)
-        os.rmdir(probe)
-    except OSError as exc:
-        raise InputError(f"cannot write to output folder {parent}: {exc.strerror or exc}") from None
-    return missing
+        return metadata.version("dass-edge")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def export_key(checkpoint_path: Path, target: Target, compact: bool) -> dict[str, Any]:
+    """What an export depends on, by content: the checkpoint's bytes, the target's settings (its extra
+    formats aside: they add files beside the main one, never change it), compaction and the toolkit's
+    version. An export whose manifest records another key is stale, whatever its path or timestamps say."""
+    settings = {k: v for k, v in target.to_dict().items() if k not in ("extra_formats", "notes")}
+    return {"checkpoint_sha256": _sha256(Path(checkpoint_path)), "target": target.name,
+            "target_sha256": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest(),
+            "compacted": compact, "toolkit_version": toolkit_version()}
 
 
 def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, out_dir: Path = Path("exported"),
@@ -226,7 +235,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, 
     prepared, compaction = deployable(model, checkpoint.input_shape, target.channel_multiple, compact)
     prepared.eval()
     dest = Path(out_dir) / name / target.name
-    created = _make_parent(dest.parent)
+    created = ensure_writable(dest.parent)  # the folders made, removed again if the export fails
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=dest.parent))
     try:
         work = tmp / ".work"
@@ -235,7 +244,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, 
                                 dict(model=name, checkpoint=str(checkpoint_path), params=params,
                                      nonzero_params=nonzero))
         shutil.rmtree(work)
-        manifest = replace(manifest, path=str(dest))
+        manifest = replace(manifest, path=str(dest), reuse_key=export_key(checkpoint_path, target, compact))
         (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
         _publish(tmp, dest)
     except BaseException:

@@ -7,11 +7,13 @@ fixed architecture the same functions are plain HYDRA training (dense -> score p
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import torch
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from dass_edge.errors import InputError
 from dass_edge.search import sparse
 from dass_edge.search.genotype import Genotype
 from dass_edge.search.network import Network
@@ -28,6 +31,21 @@ from dass_edge.search.supernet import SearchNetwork
 log = logging.getLogger(__name__)
 
 Split = tuple[torch.Tensor, torch.Tensor]
+
+# Told after every batch: (step, batches done, batches planned, seconds since the step began). A context
+# variable, so the steps keep their signatures and an observer (search/budget.py) is local to its run.
+Progress = Callable[[str, int, int, float], None]
+_progress: ContextVar[Progress | None] = ContextVar("progress", default=None)
+
+
+@contextlib.contextmanager
+def observe(callback: Progress) -> Iterator[None]:
+    """Call ``callback`` after every training batch of the steps run inside this block."""
+    token = _progress.set(callback)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,7 @@ def _run(step: str, model: nn.Module, params: list[nn.Parameter], train: Split, 
     val_iter = batches(*val, cfg.batch_size, gen) if arch_opt else itertools.repeat(None)
     n_batches = cfg.batches_per_epoch(len(train[0]))
     result = StepResult(step, cfg.epochs, 0.0, 0, float("nan"), float("nan"))
+    progress = _progress.get()
     start = time.perf_counter()
     model.train()
     bar = tqdm(range(cfg.epochs), desc=step, unit="epoch", leave=False, disable=None)  # no bar off a terminal
@@ -126,6 +145,8 @@ def _run(step: str, model: nn.Module, params: list[nn.Parameter], train: Split, 
             correct += float((logits.argmax(1) == y).sum())
             seen += len(y)
             result.batches += 1
+            if progress is not None:
+                progress(step, result.batches, cfg.epochs * n_batches, time.perf_counter() - start)
         sched.step()
         result.loss, result.train_accuracy = loss_sum / seen, correct / seen
         result.history.append({"epoch": epoch + 1, "loss": result.loss, "train_accuracy": result.train_accuracy})
@@ -300,8 +321,8 @@ def inherit(supernet: SearchNetwork, genotype: Genotype) -> Network:
     net = Network(genotype, cfg["c"], cfg["layers"], cfg["num_classes"], cfg["in_channels"], cfg["stem_multiplier"])
     net.stem.load_state_dict(supernet.stem.state_dict())
     net.classifier.load_state_dict(supernet.classifier.state_dict())
-    for cell, search_cell in zip(net.cells, supernet.cells):
-        cell.preprocess.load_state_dict(search_cell.preprocess.state_dict(), strict=False)
+    for c, (cell, search_cell) in enumerate(zip(net.cells, supernet.cells)):
+        _load_inherited(cell.preprocess, search_cell.preprocess, f"cell {c} preprocessing")
         edges = genotype.reduce if cell.reduction else genotype.normal
         for k, (name, node) in enumerate(edges):
             step = k // 2
@@ -309,9 +330,27 @@ def inherit(supernet: SearchNetwork, genotype: Genotype) -> Network:
             source = search_cell.edges[edge_index].ops[PRIMITIVES.index(name)]
             if "pool" in name:
                 continue  # no parameters (the supernet's extra BN on pools is dropped, as in DARTS)
-            cell.ops[k].load_state_dict(source.state_dict(), strict=False)
+            _load_inherited(cell.ops[k], source, f"cell {c} edge {k} ({name})")
     for layer in sparse.sparse_layers(net):
         layer.sparsity = next(sparse.sparse_layers(supernet)).sparsity
     sparse.set_mode(net, "masked")
     return net
 
+
+def _load_inherited(target: nn.Module, source: nn.Module, what: str) -> None:
+    """Copy ``source``'s weights, masks and BN statistics into ``target``, refusing any mismatch.
+
+    The supernet's BatchNorms are affine-free (DARTS searches with affine=False) while the derived network's
+    are affine: their weight and bias are the one thing allowed to be missing, and their initial 1 and 0 make
+    the inherited op compute exactly what the supernet's did. Any other missing or unexpected key, or a
+    shape that differs, means the op does not match and raises InputError naming it.
+    """
+    affine = {f"{name}.{param}".lstrip(".") for name, m in target.named_modules()
+              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine for param in ("weight", "bias")}
+    try:
+        keys = target.load_state_dict(source.state_dict(), strict=False)
+    except RuntimeError as exc:
+        raise InputError(f"cannot inherit {what}: {str(exc).splitlines()[-1].strip()}") from None
+    wrong = sorted(set(keys.missing_keys) - affine) + sorted(keys.unexpected_keys)
+    if wrong:
+        raise InputError(f"cannot inherit {what}: keys that do not match the supernet's op: {', '.join(wrong)}")
