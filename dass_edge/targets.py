@@ -8,7 +8,9 @@ latency is obtained. Adding a device means adding a file, not code. The folder i
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ RUNTIMES_OF_FORMAT: dict[str, tuple[str, ...]] = {
     "tflite": ("litert", "tflite-runtime"),
     "torch": ("torch",),
 }
+HOST = "host"  # a ``loads_in`` version: whatever version of the runtime is installed on this machine
+VERSION = re.compile(r"\d+(\.\d+)*")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,10 @@ class Target:
     OpenVINO IR version (10 or 11). ``extra_formats`` are exported beside the main file with the same
     precision and run in each format's default runtime (intel-cpu: OpenVINO and LiteRT next to ONNX).
     ``channel_multiple`` is the channel count that compaction should round kept channels up to.
+    ``loads_in`` maps each runtime the exported files must load in to its version on the device, e.g.
+    ``{"tflite-runtime": "2.13.0"}`` (the newest wheel a 32-bit Arm board's Python 3.9 can install), or
+    ``"host"`` for targets that run here; exports are checked against what that version knows and their
+    parity is checked in it. Without the field, each format's runtime on the host.
     """
 
     name: str
@@ -60,15 +68,24 @@ class Target:
     channel_multiple: int = 1
     extra_formats: tuple[str, ...] = ()
     notes: str = ""
+    loads_in: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+        out = {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+        return {**out, "loads_in": dict(self.loads_in)}
+
+    def runtimes_for(self, fmt: str) -> list[tuple[str, str]]:
+        """(runtime, version) pairs a file of format ``fmt`` must load in; the format's host runtime when
+        ``loads_in`` names none (the main format's is the target's ``runtime``)."""
+        named = [(runtime, version) for runtime, version in self.loads_in if runtime in RUNTIMES_OF_FORMAT[fmt]]
+        return named or [(self.runtime if fmt == self.format else RUNTIMES_OF_FORMAT[fmt][0], HOST)]
 
 
 FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "device": str, "format": str, "precision": str, "input_layout": str, "runtime": str,
     "runtime_device": str, "latency_source": str, "atol": (int, float), "predictor": str, "opset": int,
     "ir_version": int, "channel_multiple": int, "extra_formats": list, "notes": str,
+    "loads_in": dict,
 }
 REQUIRED = tuple(f.name for f in fields(Target) if f.default is MISSING)
 
@@ -101,9 +118,28 @@ def _check(source: Path, raw: dict[str, Any]) -> Target:
         raise bad("atol", "must be positive")
     if raw.get("channel_multiple", 1) < 1:
         raise bad("channel_multiple", "must be at least 1")
+    _check_loads_in(raw, bad)
     if raw["name"] != source.stem:
         raise bad("name", f"is {raw['name']!r} but the file is named {source.name}")
-    return Target(**{**raw, "atol": float(raw["atol"]), "extra_formats": tuple(raw.get("extra_formats", ()))})
+    return Target(**{**raw, "atol": float(raw["atol"]), "extra_formats": tuple(raw.get("extra_formats", ())),
+                     "loads_in": tuple(raw.get("loads_in", {}).items())})
+
+
+def _check_loads_in(raw: dict[str, Any], bad: Callable[[str, str], InputError]) -> None:
+    """Each runtime known and able to read one of the target's formats, each version a release number or
+    'host', and every format covered once the field is there."""
+    loads_in = raw.get("loads_in")
+    if loads_in is None:
+        return
+    formats = (raw["format"], *raw.get("extra_formats", ()))
+    for runtime, version in loads_in.items():
+        if not any(runtime in RUNTIMES_OF_FORMAT[fmt] for fmt in formats):
+            raise bad("loads_in", f"names {runtime!r}, which reads none of {', '.join(formats)}")
+        if not isinstance(version, str) or not (version == HOST or VERSION.fullmatch(version)):
+            raise bad("loads_in", f"gives {runtime!r} version {version!r}; expected e.g. \"2.13.0\" or \"host\"")
+    for fmt in formats:
+        if not any(runtime in RUNTIMES_OF_FORMAT[fmt] for runtime in loads_in):
+            raise bad("loads_in", f"names no runtime for the {fmt} files")
 
 
 def load_target_file(path: Path) -> Target:

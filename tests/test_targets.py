@@ -41,6 +41,29 @@ def test_shipped_targets_load_with_the_issue_settings():
     assert {t.latency_source for t in targets.values()} == {"local", "ssh", "predicted"}
 
 
+BOARD_RUNTIMES = {"cortex-a7": "tflite-runtime 2.13.0", "cortex-a76": "tflite-runtime 2.13.0",
+                  "adreno640": "tflite-runtime 2.13.0", "jetson-tx2": "onnxruntime 1.10.0",
+                  "ncs2": "openvino 2021.4.2", "myriad-vpu": "openvino 2021.4.2"}
+
+
+def test_shipped_targets_name_the_runtime_versions_their_files_must_load_in():
+    for target in load_targets().values():
+        assert target.loads_in, target.name  # every shipped file says it, none relies on the default
+        named = {" ".join(pair) for fmt in (target.format, *target.extra_formats) for pair in target.runtimes_for(fmt)}
+        assert named == ({BOARD_RUNTIMES[target.name]} if target.name in BOARD_RUNTIMES else
+                         {f"{runtime} host" for runtime, _ in target.loads_in}), target.name
+    assert load_targets()["intel-cpu"].runtimes_for("tflite") == [("litert", "host")]
+    assert load_targets()["ncs2"].to_dict()["loads_in"] == {"openvino": "2021.4.2"}
+
+
+def test_without_loads_in_each_format_runs_in_its_host_runtime(tmp_path):
+    write(tmp_path, GOOD.replace('format = "onnx"', 'format = "tflite"').replace('"onnxruntime"', '"tflite-runtime"')
+          + 'extra_formats = ["onnx"]\n')
+    target = load_targets(tmp_path)["board"]
+    assert target.runtimes_for("tflite") == [("tflite-runtime", "host")]
+    assert target.runtimes_for("onnx") == [("onnxruntime", "host")]
+
+
 def test_a_new_file_adds_a_target(tmp_path, monkeypatch):
     write(tmp_path, GOOD)
     monkeypatch.setenv(TARGETS_ENV, str(tmp_path))
@@ -65,6 +88,11 @@ def test_unknown_target_lists_known_ones():
     (lambda t: t + "opset = true\n", "opset"),
     (lambda t: t + 'extra_formats = ["onnx"]\n', "extra_formats"),
     (lambda t: t.replace('name = "board"', 'name = "other"'), "name"),
+    (lambda t: t + 'loads_in = "onnxruntime 1.10"\n', "loads_in"),
+    (lambda t: t + 'loads_in = { litert = "2.3.0" }\n', "loads_in"),
+    (lambda t: t + 'loads_in = { onnxruntime = "newest" }\n', "loads_in"),
+    (lambda t: t + 'loads_in = { onnxruntime = 1.1 }\n', "loads_in"),
+    (lambda t: t + 'extra_formats = ["openvino"]\nloads_in = { onnxruntime = "1.10.0" }\n', "loads_in"),
 ])
 def test_bad_fields_name_file_and_field(tmp_path, edit, field):
     path = write(tmp_path, edit(GOOD))

@@ -23,10 +23,16 @@ TargetName = Annotated[str, typer.Option("--target", "-t", help="A target name (
 def _print_manifest(manifest: dict[str, Any]) -> None:
     size = sum(manifest["size_bytes"].values())
     parity = ("DEAD: the output does not depend on the input, parity not checked" if manifest["dead"]
-              else f"max abs diff {manifest['max_abs_diff']:.2g} <= {manifest['atol']:g}")
+              else f"max abs diff {manifest['max_abs_diff']:.2g} <= {manifest['atol']:g} ({_validation(manifest)})")
     Console().print(f"[bold]{manifest['target']}[/]: {', '.join(manifest['files'])} ({size / 1024:.1f} KiB, "
                     f"{manifest['format']} {manifest['precision']}, {manifest['input_layout']}), {parity} "
                     f"-> {manifest['path']}")
+
+
+def _validation(manifest: dict[str, Any]) -> str:
+    """Which runtimes checked the files: 'pass' only for the board's own versions (export.validate)."""
+    ran = ", ".join(f"{c['runtime']} {c['runtime_version']}" for c in manifest["checks"])
+    return f"{manifest['validation']}: {ran}"
 
 
 def _print_status(rows: list[dict[str, Any]]) -> None:
@@ -36,7 +42,8 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
         table.add_row(row["target"], row.get("format", ""),
                       f"{sum(row['size_bytes'].values()) / 1024:.1f} KiB" if ok else "",
                       f"{row['max_abs_diff']:.2g}" if ok else "",
-                      ("[yellow]dead[/]" if row["dead"] else "[green]ok[/]") if ok else f"[red]{row['error']}[/]")
+                      ("[yellow]dead[/]" if row["dead"] else "[green]ok[/]" if row["validation"] == "pass"
+                       else f"[yellow]{row['validation']}[/]") if ok else f"[red]{row['error']}[/]")
     Console().print(table)
 
 

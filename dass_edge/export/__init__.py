@@ -2,7 +2,8 @@
 
 An exporter takes the baked (plain torch) model, its input shape, the target and two folders: ``out``,
 whose contents ship, and ``work``, scratch space the pipeline deletes. It returns an Artifact naming the
-file a runtime loads and every file it wrote. Heavy converters are imported inside each exporter.
+file a runtime loads and every file it wrote. Heavy converters are imported inside each exporter. Every
+exporter's file is then checked, op by op, against what the target's board runtimes load (known_ops.py).
 """
 
 from __future__ import annotations
@@ -40,5 +41,16 @@ EXPORTERS: dict[str, str] = {
 
 
 def get_exporter(fmt: str) -> Exporter:
+    """The exporter of ``fmt``, followed by the check that its file holds only ops the target's runtime
+    versions know (UnknownOpError naming the first that is not)."""
     module, function = EXPORTERS[fmt].split(":")
-    return getattr(importlib.import_module(f"dass_edge.export.{module}"), function)
+    export = getattr(importlib.import_module(f"dass_edge.export.{module}"), function)
+
+    def checked(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path) -> Artifact:
+        from dass_edge.export.known_ops import check_loadable
+
+        artifact = export(model, input_shape, target, out, work)
+        check_loadable(fmt, artifact.model_file, target)
+        return artifact
+
+    return checked

@@ -26,15 +26,15 @@ import torch
 from torch import nn
 
 from dass_edge import checkpoint as ckpt_io
-from dass_edge import runtimes
 from dass_edge.checkpoint import Checkpoint
 from dass_edge.errors import DassEdgeError, InputError
 from dass_edge.export import Artifact, get_exporter
-from dass_edge.export.validate import MAX_REAL_IMAGES, Parity, check_inputs, check_parity
+from dass_edge.export.validate import (CONSTANT, HOST_ONLY, MAX_REAL_IMAGES, PASS, Parity, check_inputs,
+                                      check_parity, check_session)
 from dass_edge.health import Health, assess, require_alive
 from dass_edge.outputs import ensure_writable
 from dass_edge.search import sparse
-from dass_edge.targets import RUNTIMES_OF_FORMAT, Target, get_target
+from dass_edge.targets import Target, get_target
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -65,7 +65,8 @@ class Manifest:
     max_abs_diff: float
     atol: float
     top1_agreement: float | None
-    checks: list[dict[str, Any]]
+    checks: list[dict[str, Any]]  # one validate.Parity per file and board runtime version
+    validation: str  # validation_summary of the checks: "pass" only if each ran in its board runtime version
     tools: dict[str, str]
     test_accuracy: float | None
     compacted: bool
@@ -124,11 +125,11 @@ def checkpoint_health(checkpoint: Checkpoint, model: nn.Module | None = None) ->
     return assess(model if model is not None else checkpoint.build(), real)
 
 
-def _check_runtime(target: Target, fmt: str) -> str:
-    """Parity runs in the target's own runtime when it is installed here, else in the format's default."""
-    if fmt == target.format and target.runtime in runtimes.available():
-        return target.runtime
-    return RUNTIMES_OF_FORMAT[fmt][0]
+def validation_summary(checks: list[Parity]) -> str:
+    """One word for the manifest: the worst verdict of the checks (a constant output, then a check that
+    ran in another runtime than the board's, then pass)."""
+    verdicts = {p.verdict for p in checks}
+    return next(v for v in (CONSTANT, HOST_ONLY, PASS) if v in verdicts)
 
 
 def _sha256(path: Path) -> str:
@@ -137,9 +138,9 @@ def _sha256(path: Path) -> str:
 
 def _export_format(model: nn.Module, reference: nn.Module, shape: tuple[int, ...], target: Target, fmt: str,
                    out: Path, work: Path, inputs: list[np.ndarray], real: int, allow_dead: bool
-                   ) -> tuple[Artifact, Parity]:
-    """Export ``model`` and compare the file with ``reference``, the masked checkpoint model: parity then
-    vouches for compaction and conversion together."""
+                   ) -> tuple[Artifact, list[Parity]]:
+    """Export ``model`` and compare the file with ``reference``, the masked checkpoint model, in each
+    runtime version the target's board has: parity then vouches for compaction and conversion together."""
     try:
         artifact = get_exporter(fmt)(model, shape, replace(target, format=fmt), out, work)
     except DassEdgeError:
@@ -148,10 +149,14 @@ def _export_format(model: nn.Module, reference: nn.Module, shape: tuple[int, ...
         log.debug("%s export failed", fmt, exc_info=True)
         raise DassEdgeError(f"{fmt} export for {target.name} failed: {type(exc).__name__}: "
                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
-    session = runtimes.load(artifact.model_file, _check_runtime(target, fmt), device="CPU")
-    parity = check_parity(reference, session, artifact.model_file.name, target.atol, inputs, real, allow_dead)
-    log.info("%s: %s max abs diff %.3g", target.name, artifact.model_file.name, parity.max_abs_diff)
-    return artifact, parity
+    checks = []
+    for runtime, version in target.runtimes_for(fmt):
+        session = check_session(artifact.model_file, fmt, artifact.input_layout, runtime, version)
+        checks.append(check_parity(reference, session, artifact.model_file.name, target.atol, inputs, real,
+                                   allow_dead, required=(runtime, version)))
+        log.info("%s: %s in %s %s (%s): max abs diff %.3g, %s", target.name, artifact.model_file.name,
+                 session.runtime, session.version, checks[-1].ran_in, checks[-1].max_abs_diff, checks[-1].verdict)
+    return artifact, checks
 
 
 def _write_files(checkpoint: Checkpoint, model: nn.Module, reference: nn.Module, target: Target, out: Path,
@@ -164,28 +169,30 @@ def _write_files(checkpoint: Checkpoint, model: nn.Module, reference: nn.Module,
     real = 0 if images is None else min(len(images), MAX_REAL_IMAGES)
     results = [_export_format(model, reference, shape, target, fmt, out, work, inputs, real, allow_dead)
                for fmt in (target.format, *target.extra_formats)]
-    main, main_parity = results[0]
+    main = results[0][0]
     if main.input_layout != target.input_layout:
         raise InputError(f"target {target.name} asks for {target.input_layout} input, the {main.format} "
                          f"exporter writes {main.input_layout}")
     files = [f for artifact, _ in results for f in artifact.files]
+    checks = [parity for _, parities in results for parity in parities]
     tools: dict[str, str] = {}
-    for artifact, parity in results:
+    for artifact, _ in results:
         tools.update(artifact.tools)
-        tools[parity.runtime] = parity.runtime_version
-    agreements = [p.top1_agreement for _, p in results if p.top1_agreement is not None]
+    tools.update({parity.runtime: parity.runtime_version for parity in checks})
+    agreements = [p.top1_agreement for p in checks if p.top1_agreement is not None]
     return Manifest(
         target=target.name, device=target.device, format=target.format, precision=target.precision,
         runtime=target.runtime, runtime_device=target.runtime_device, latency_source=target.latency_source,
         predictor=target.predictor, files=[f.name for f in files],
         sha256={f.name: _sha256(f) for f in files}, size_bytes={f.name: f.stat().st_size for f in files},
         input_shape=list(shape), input_layout=main.input_layout, sparsity=checkpoint.sparsity,
-        max_abs_diff=max(p.max_abs_diff for _, p in results), atol=target.atol,
-        top1_agreement=min(agreements) if agreements else None, checks=[asdict(p) for _, p in results],
+        max_abs_diff=max(p.max_abs_diff for p in checks), atol=target.atol,
+        top1_agreement=min(agreements) if agreements else None, checks=[asdict(p) for p in checks],
+        validation=validation_summary(checks),
         tools=tools, test_accuracy=checkpoint.test_accuracy,
         compacted=compaction is not None, compaction=compaction,
         export_seconds=round(time.perf_counter() - started, 3), health=health.to_dict(),
-        dead=not health.input_dependent or not all(p.passed for _, p in results), **names)
+        dead=not health.input_dependent or any(p.verdict == CONSTANT for p in checks), **names)
 
 
 def _publish(tmp: Path, dest: Path) -> None:

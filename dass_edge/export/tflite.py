@@ -11,11 +11,13 @@ Average pooling that excludes padding from its divisor (the search space's avg_p
 builtin: litert-torch lowers it to STABLEHLO_REDUCE_WINDOW, which tflite-runtime 2.13/2.14 on the boards
 refuse. Before converting, each such pool becomes explicit zero padding, a builtin AVERAGE_POOL_2D without
 padding, and a constant per-position divisor correction (PAD, AVERAGE_POOL_2D, MUL): the same values.
+Every file is then checked against the builtin ops of the target's tflite-runtime version (known_ops.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 from collections import Counter
@@ -23,14 +25,13 @@ from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dass_edge.errors import DassEdgeError
 from dass_edge.export import Artifact
+from dass_edge.export.known_ops import tflite_op_counts
 from dass_edge.runtimes import require
 from dass_edge.targets import Target
 
@@ -39,12 +40,9 @@ WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def op_types(path: Path) -> Counter[str]:
-    """Builtin op names of a .tflite file as stored (no delegate rewrites the graph before we look)."""
-    litert = require("ai_edge_litert.interpreter", "tflite")
-    interpreter = litert.Interpreter(
-        model_path=str(path),
-        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    return Counter(op["op_name"] for op in interpreter._get_ops_details())
+    """Operators per op name of a .tflite file as stored, read with LiteRT's schema (no delegate rewrites
+    the graph before we look)."""
+    return tflite_op_counts(path)
 
 
 def depthwise_count(model: nn.Module) -> int:

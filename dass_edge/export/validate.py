@@ -11,22 +11,37 @@ random input can drive a network far outside what it saw: the demo's DASS networ
 Matching a constant proves nothing: when PyTorch's own outputs over these different inputs are constant
 (``dass_edge.health``'s criterion), the check does not pass. It raises DeadModelError, or, when the caller
 allows dead networks, returns a Parity with ``passed`` False.
+
+The file runs in the runtime the target's board has, at its board version (``Target.loads_in``): on the
+host when the host has that version, else in a side environment that does (side_envs.py). Where neither
+exists the check still runs, in the format's host runtime, and says so: its verdict is "validated on host
+runtime only", never "pass" (a host runtime newer than the board's loads files the board refuses).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from dass_edge import runtimes
 from dass_edge.errors import ParityError
+from dass_edge.export.side_envs import SideSession, find_python
 from dass_edge.health import Health, is_alive, output_spread, require_alive
 from dass_edge.runtimes import Session
+from dass_edge.targets import HOST, RUNTIMES_OF_FORMAT
+
+log = logging.getLogger(__name__)
 
 RANDOM_INPUTS = 4
 MAX_REAL_IMAGES = 16
+PASS = "pass"
+HOST_ONLY = "validated on host runtime only"
+CONSTANT = "not a pass: PyTorch's output is constant over the inputs"
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,10 @@ class Parity:
     top1_agreement: float | None  # over the real images; None without a test set
     inputs_checked: int
     reference_spread: float  # health.output_spread of PyTorch's outputs over the inputs
-    passed: bool  # False when the reference is constant: agreement on a constant is no evidence
+    required_runtime: str  # what the board runs, e.g. "tflite-runtime 2.13.0"
+    ran_in: str  # "host" or "side environment <name>"
+    verdict: str  # PASS, HOST_ONLY or CONSTANT
+    passed: bool  # verdict == PASS: matched, on a non-constant reference, in the board's runtime version
 
 
 def check_inputs(input_shape: tuple[int, ...], images: np.ndarray | None, seed: int = 0) -> list[np.ndarray]:
@@ -54,9 +72,40 @@ def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
 
 
-def check_parity(model: nn.Module, session: Session, file: str, atol: float, inputs: list[np.ndarray],
-                 real_images: int, allow_dead: bool = False) -> Parity:
-    """Run ``inputs`` (NCHW) through ``model`` and ``session``; the last ``real_images`` are real images."""
+def check_session(path: Path, fmt: str, layout: str, runtime: str, version: str) -> Session | SideSession:
+    """Where ``path`` is checked: ``runtime`` here when the host has ``version`` of it (or ``version`` is
+    'host'), else a side environment that has it, else the format's host runtime (verdict HOST_ONLY)."""
+    here = runtimes.available().get(runtime)
+    if here is not None and version in (HOST, here):
+        return runtimes.load(path, runtime, device="CPU")
+    python = None if version == HOST else find_python(runtime, version)
+    if python is not None:
+        return SideSession(runtime, version, python, path, layout)
+    fallback = runtime if here else RUNTIMES_OF_FORMAT[fmt][0]
+    log.warning("no %s %s here nor in a side environment (bash .ci/sideenvs.sh builds them): %s is checked "
+                "in the host's %s only", runtime, version, path.name, fallback)
+    return runtimes.load(path, fallback, device="CPU")
+
+
+def _run_all(session: Session | SideSession, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    layout = [to_layout(x, session.input_layout) for x in inputs]
+    return session.run_all(layout) if isinstance(session, SideSession) else [session.run(x) for x in layout]
+
+
+def _verdict(session: Session | SideSession, required: tuple[str, str], alive: bool) -> str:
+    if not alive:
+        return CONSTANT
+    return PASS if required == (session.runtime, session.version) else HOST_ONLY
+
+
+def check_parity(model: nn.Module, session: Session | SideSession, file: str, atol: float,
+                 inputs: list[np.ndarray], real_images: int, allow_dead: bool = False,
+                 required: tuple[str, str] | None = None) -> Parity:
+    """Run ``inputs`` (NCHW) through ``model`` and ``session``; the last ``real_images`` are real images.
+    ``required`` is the (runtime, version) the board runs; default: the session's own."""
+    required = required or (session.runtime, session.version)
+    if required == (session.runtime, HOST):
+        required = (session.runtime, session.version)
     with torch.no_grad():
         references = [model(torch.from_numpy(x)).numpy() for x in inputs]
     spread = output_spread(np.concatenate(references))
@@ -64,8 +113,7 @@ def check_parity(model: nn.Module, session: Session, file: str, atol: float, inp
         require_alive(Health(False, spread), f"the network checked against {file}", allow_dead)
     problems: list[str] = []
     worst, agree = 0.0, 0
-    for i, (x, expected) in enumerate(zip(inputs, references)):
-        got = session.run(to_layout(x, session.input_layout))
+    for i, (got, expected) in enumerate(zip(_run_all(session, inputs), references)):
         if got.shape != expected.shape:
             problems.append(f"input {i}: output shape {got.shape}, PyTorch {expected.shape}")
             continue
@@ -81,4 +129,7 @@ def check_parity(model: nn.Module, session: Session, file: str, atol: float, inp
         raise ParityError(f"{file} in {session.runtime} {session.version} differs from PyTorch by up to "
                           f"{worst:.3g} (tolerance {atol:g} x output scale) on {len(problems)} of {len(inputs)} inputs: "
                           + "; ".join(problems[:4]))
-    return Parity(file, session.runtime, session.version, worst, top1, len(inputs), spread, is_alive(spread))
+    verdict = _verdict(session, required, is_alive(spread))
+    ran_in = session.place if isinstance(session, SideSession) else "host"
+    return Parity(file, session.runtime, session.version, worst, top1, len(inputs), spread,
+                  " ".join(required), ran_in, verdict, verdict == PASS)
