@@ -16,6 +16,7 @@ from typing import Any
 from dass_edge.bench import gate
 from dass_edge.bench.alive import checkpoint_alive, file_alive
 from dass_edge.bench.measure import Settings, measure_file, result_from_timing
+from dass_edge.bench.results import EMULATED, refuse_emulated
 from dass_edge.errors import DassEdgeError, InputError
 
 log = logging.getLogger(__name__)
@@ -155,12 +156,13 @@ def _measure(request: BenchRequest, target, model: ResolvedModel) -> dict[str, A
         args = request.settings.agent_args() + ["--device", device]
         raw = measure_remote(board, model.path, args + (["--runtime", runtime] if runtime else []))
         raw["host"] = board.destination
+        if board.emulated:
+            raw[EMULATED] = True
     else:
         raw = measure_file(model.path, request.settings, runtime, device)
     result = result_from_timing(raw, device=target.name, latency_source=target.latency_source,
                                 settings=request.settings, model=str(model.path))
-    if "host" in raw:
-        result["host"] = raw["host"]
+    result.update({k: raw[k] for k in ("host", EMULATED) if k in raw})
     return result
 
 
@@ -202,10 +204,12 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
     if dead:
         result["dead"] = True  # measured only because allow_dead said so
     if request.update_baseline:
+        refuse_emulated(result, "a baseline")
         path = request.baseline or default_baseline(target.name)
         gate.write_baseline(path, key, result)
         result["baseline_written"] = str(path)
     elif request.baseline is not None:
+        refuse_emulated(result, "gated against a baseline")
         verdict = gate.compare(result, gate.read_baseline(request.baseline, key), request.tolerance)
         result.update(verdict.to_dict())
     return result

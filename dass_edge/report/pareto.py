@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dass_edge.bench.results import is_emulated
 from dass_edge.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ def _accuracy_of(entry: dict[str, Any]) -> float | None:
 
 def point_from_result(entry: dict[str, Any]) -> Point | None:
     """A bench/predict result -> Point; None (logged) if it lacks a latency or an accuracy."""
+    if is_emulated(entry):
+        log.warning("skipping %s: timed under emulation, not on the device", entry.get("model"))
+        return None
     latency = entry.get("median_ms", entry.get("latency_ms"))
     accuracy = _accuracy_of(entry)
     if latency is None or accuracy is None or "device" not in entry:
