@@ -251,3 +251,26 @@ def board(name: str):  # -> Board
                  key=folder / "ssh" / USER_KEY, python=str(folder / "python"),
                  known_hosts=folder / "ssh" / KNOWN_HOSTS, run_timeout_s=EMULATED_RUN_TIMEOUT_S,
                  workdir=tempfile.gettempdir(), emulated=True)
+
+
+# Run by the board's Python: the agent's own loader for the runtime, one output per stacked input.
+_RUN = ("import importlib.util, sys; import numpy as np; "
+        "spec = importlib.util.spec_from_file_location('agent', sys.argv[1]); agent = importlib.util.module_from_spec(spec); "
+        "spec.loader.exec_module(agent); run = agent.LOADERS[sys.argv[3]](sys.argv[2], 1, 'CPU')[0]; "
+        "np.save(sys.argv[5], np.stack([np.asarray(run(x)) for x in np.load(sys.argv[4])]))")
+
+
+def run_model(name: str, model: Path, runtime: str, inputs):  # (np.ndarray, np.ndarray) -> np.ndarray
+    """Outputs of ``model`` on the emulated board ``name`` for each of ``inputs`` (stacked batch-1 inputs),
+    loaded the way the agent loads it: a parity check in the board's own runtime build."""
+    import numpy as np
+
+    from dass_edge import agent
+    if read_info(name) is None:
+        raise InputError(f"emulated board {name} is not built; build it with: dass-edge boards emulate {name}")
+    with tempfile.TemporaryDirectory(prefix="dass-edge-run-") as tmp:
+        np.save(Path(tmp) / "x.npy", np.ascontiguousarray(inputs))
+        _run([str(board_folder(name) / "python"), "-c", _RUN, agent.__file__, str(model), runtime,
+              f"{tmp}/x.npy", f"{tmp}/y.npy"], f"running {model.name} on the emulated {name}",
+             timeout_s=EMULATED_RUN_TIMEOUT_S)
+        return np.load(Path(tmp) / "y.npy")

@@ -3,7 +3,7 @@ and concurrent CI steps appending to the same file never corrupt each other's li
 
 A result timed on an emulated board carries ``emulated: true``: it shows that the board's own runtime
 build loads and runs the model, and its timings are printed, but they measure the emulator, so no gate,
-baseline or Pareto report may use them (``refuse_emulated``, ``is_emulated``).
+baseline or Pareto report may use them (``emulated_error``, ``is_emulated``).
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ def is_emulated(result: dict[str, Any]) -> bool:
     return result.get(EMULATED) is True
 
 
-def refuse_emulated(result: dict[str, Any], use: str) -> None:
-    """One-line InputError when an emulated timing is about to be used as ``use`` (e.g. 'a baseline')."""
-    if is_emulated(result):
-        where = result.get("host") or result.get("device", "an emulated board")
-        raise InputError(f"the timing on {where} was measured under emulation and cannot be {use}; "
-                         "measure on the real board for that")
+def emulated_error(where: str, use: str) -> InputError:
+    """The one-line refusal when a timing from the emulated board ``where`` would become ``use``."""
+    return InputError(f"timings on {where} are measured under emulation and cannot be {use}; "
+                      "measure on the real board for that")
 
 
 def append_result(path: Path, result: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from dass_edge.bench import gate
 from dass_edge.bench.alive import checkpoint_alive, file_alive
 from dass_edge.bench.measure import Settings, measure_file, result_from_timing
-from dass_edge.bench.results import EMULATED, refuse_emulated
+from dass_edge.bench.results import EMULATED, emulated_error
 from dass_edge.errors import DassEdgeError, InputError
 
 log = logging.getLogger(__name__)
@@ -153,6 +153,8 @@ def _measure(request: BenchRequest, target, model: ResolvedModel) -> dict[str, A
         from dass_edge.bench.remote import measure_remote
         options = dict(request.board)
         board = resolve_board(options.pop("board", None) or target.name, options.pop("inventory", None), **options)
+        if board.emulated and (request.update_baseline or request.baseline is not None):  # refused before timing
+            raise emulated_error(board.destination, "a baseline" if request.update_baseline else "gated")
         args = request.settings.agent_args() + ["--device", device]
         raw = measure_remote(board, model.path, args + (["--runtime", runtime] if runtime else []))
         raw["host"] = board.destination
@@ -204,12 +206,10 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
     if dead:
         result["dead"] = True  # measured only because allow_dead said so
     if request.update_baseline:
-        refuse_emulated(result, "a baseline")
         path = request.baseline or default_baseline(target.name)
         gate.write_baseline(path, key, result)
         result["baseline_written"] = str(path)
     elif request.baseline is not None:
-        refuse_emulated(result, "gated against a baseline")
         verdict = gate.compare(result, gate.read_baseline(request.baseline, key), request.tolerance)
         result.update(verdict.to_dict())
     return result
