@@ -32,7 +32,7 @@ from dass_edge.search import sparse
 from dass_edge.targets import get_target
 
 BOARD = "jetson-tx2"
-QUICK = ["--runs", "3", "--warmup", "1", "--min-seconds", "0.05"]
+QUICK = ["--runs", "3", "--warmup", "1", "--min-seconds", "0.05", "--threads", "1"]  # spinning workers crawl under qemu
 needs_board = pytest.mark.skipif(emulate.read_info(BOARD) is None,
                                  reason=f"emulated board {BOARD} not built in {emulate.boards_dir()}: run "
                                         f"dass-edge boards emulate {BOARD} (setup.sh does)")

@@ -120,8 +120,7 @@ def debian_mirror(sources: dict[str, str]) -> str | None:
     Why the machine's own: mmdebstrap's default mirror list also adds the suite's security archive, which
     offline or proxied machines cannot reach; a security or third-party archive is never chosen here.
     """
-    for name in sorted(sources):
-        text = sources[name]
+    for name, text in sources.items():  # in apt's order: sources.list, then sources.list.d by name
         if name.endswith(".sources"):
             stanzas = [dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", block, re.M)) for block in text.split("\n\n")]
             uris = [u for s in stanzas if "deb" in s.get("Types", "").split() for u in s.get("URIs", "").split()]
@@ -176,9 +175,9 @@ def build(name: str, mirror: str | None = None, rebuild: bool = False) -> dict[s
         return info
     if spec.missing:
         raise DassEdgeError(f"cannot build an emulated {name} ({spec.arch.debian}): {spec.missing}")
-    mmdebstrap = find_tool("mmdebstrap", "mmdebstrap")
-    qemu = find_tool(spec.arch.qemu, "qemu-user-static")
-    find_tool("ssh-keygen", "openssh-client")
+    tools = {"mmdebstrap": find_tool("mmdebstrap", "mmdebstrap"),
+             "qemu": find_tool(spec.arch.qemu, "qemu-user-static"),
+             "ssh-keygen": find_tool("ssh-keygen", "openssh-client")}
     mirror = mirror or os.environ.get(MIRROR_ENV) or machine_mirror()
     if not mirror:
         raise InputError("no Debian mirror found in /etc/apt/sources.list*; pass --mirror URL "
@@ -187,31 +186,39 @@ def build(name: str, mirror: str | None = None, rebuild: bool = False) -> dict[s
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}."))
     try:
-        _run([mmdebstrap, "--quiet", "--variant=extract", f"--arch={spec.arch.debian}",
-              f"--include=python3,libpython{spec.python}", spec.suite, str(work / "rootfs"), mirror],
-             f"mmdebstrap ({spec.suite} {spec.arch.debian} from {mirror})")
-        abi = "cp" + spec.python.replace(".", "")
-        _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-              "--no-warn-conflicts", "--target", str(work / "site"), "--only-binary=:all:",
-              "--platform", spec.arch.wheel_platform, "--python-version", spec.python, "--implementation", "cp",
-              "--abi", abi, *spec.wheels], f"pip ({spec.arch.wheel_platform} wheels)")
-        script = work / "python"
-        script.write_text(wrapper_script(spec, qemu))
-        script.chmod(0o755)
-        probe = json.loads(_run([str(script), "-c", _PROBE, *spec.modules], "importing the runtimes on the board",
-                                timeout_s=600).strip().splitlines()[-1])
-        if probe["machine"] != spec.arch.name:
-            raise DassEdgeError(f"the board's Python reports machine {probe['machine']!r}, not {spec.arch.name}")
-        make_keys(work / "ssh")
-        info = {"name": name, "target": name, "arch": spec.arch.name, "debian_arch": spec.arch.debian,
-                "suite": spec.suite, "mirror": mirror, "qemu": qemu, "wheels": list(spec.wheels), **probe,
-                "built": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        (work / INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        info = _assemble(spec, work, mirror, tools)
         _replace(work, final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     log.info("built emulated board %s in %s", name, final)
+    return info
+
+
+def _assemble(spec: BoardSpec, work: Path, mirror: str, tools: dict[str, str]) -> dict[str, Any]:
+    """The build steps inside the temporary folder ``work``; the record written last."""
+    _run([tools["mmdebstrap"], "--quiet", "--variant=extract", f"--arch={spec.arch.debian}",
+          f"--include=python3,libpython{spec.python}", spec.suite, str(work / "rootfs"), mirror],
+         f"mmdebstrap ({spec.suite} {spec.arch.debian} from {mirror})")
+    _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-conflicts",
+          "--target", str(work / "site"), "--only-binary=:all:", "--platform", spec.arch.wheel_platform,
+          "--python-version", spec.python, "--implementation", "cp", "--abi", "cp" + spec.python.replace(".", ""),
+          *spec.wheels], f"pip ({spec.arch.wheel_platform} wheels)")
+    script = work / "python"
+    script.write_text(wrapper_script(spec, tools["qemu"]))
+    script.chmod(0o755)
+    out = _run([str(script), "-c", _PROBE, *spec.modules], "importing the runtimes on the board", timeout_s=600)
+    try:
+        probe = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise DassEdgeError(f"the board's Python printed no versions: {out.strip()[-200:]!r}") from None
+    if probe.get("machine") != spec.arch.name:
+        raise DassEdgeError(f"the board's Python reports machine {probe.get('machine')!r}, not {spec.arch.name}")
+    make_keys(work / "ssh")
+    info = {"name": spec.target, "target": spec.target, "arch": spec.arch.name, "debian_arch": spec.arch.debian,
+            "suite": spec.suite, "mirror": mirror, "qemu": tools["qemu"], "wheels": list(spec.wheels), **probe,
+            "built": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (work / INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info
 
 
@@ -255,8 +262,8 @@ def board(name: str):  # -> Board
 
 # Run by the board's Python: the agent's own loader for the runtime, one output per stacked input.
 _RUN = ("import importlib.util, sys; import numpy as np; "
-        "spec = importlib.util.spec_from_file_location('agent', sys.argv[1]); agent = importlib.util.module_from_spec(spec); "
-        "spec.loader.exec_module(agent); run = agent.LOADERS[sys.argv[3]](sys.argv[2], 1, 'CPU')[0]; "
+        "spec = importlib.util.spec_from_file_location('agent', sys.argv[1]); "
+        "agent = importlib.util.module_from_spec(spec); spec.loader.exec_module(agent); run = agent.LOADERS[sys.argv[3]](sys.argv[2], 1, 'CPU')[0]; "
         "np.save(sys.argv[5], np.stack([np.asarray(run(x)) for x in np.load(sys.argv[4])]))")
 
 

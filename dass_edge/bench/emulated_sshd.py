@@ -49,8 +49,8 @@ def make_keys(folder: Path) -> None:
     """Host and user keys (ed25519, no passphrase: they open nothing but this loopback server)."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name in (HOST_KEY, USER_KEY):
-        subprocess.run([find_tool("ssh-keygen", "openssh-client"), "-q", "-t", "ed25519", "-N", "", "-C", f"dass-edge {name}",
-                        "-f", str(folder / name)], check=True, capture_output=True)
+        subprocess.run([find_tool("ssh-keygen", "openssh-client"), "-q", "-t", "ed25519", "-N", "",
+                        "-C", f"dass-edge {name}", "-f", str(folder / name)], check=True, capture_output=True)
     # 'restrict': no forwarding, no pty; commands and the SFTP subsystem still work
     (folder / "authorized_keys").write_text("restrict " + (folder / f"{USER_KEY}.pub").read_text())
 
