@@ -14,8 +14,10 @@ names (targets/*.toml); this file maps a board name to its SSH details. Default 
     connect_timeout_s = 10
     run_timeout_s = 600
     workdir = "/tmp"             # where a temporary folder for the model and agent is made
+    emulated = false             # true: a CPU emulator, not the board (timings never gate or reach reports)
 
-Command-line options override the file field by field.
+Command-line options override the file field by field. A board built by ``dass-edge boards emulate NAME``
+(bench/emulate.py) needs no entry: ``NAME-emulated`` resolves to it, its loopback sshd started on demand.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Board:
     connect_timeout_s: float = 10.0
     run_timeout_s: float = 600.0
     workdir: str = "/tmp"
+    emulated: bool = False  # qemu-user on this machine: runs the board's builds, says nothing of its speed
 
     @property
     def destination(self) -> str:
@@ -76,6 +79,8 @@ def _coerce(name: str, values: dict[str, Any]) -> dict[str, Any]:
                 out[key] = kind(out[key])
             except (TypeError, ValueError):
                 raise InputError(f"board {name}: {key} must be a number, not {out[key]!r}") from None
+    if out.get("emulated") is not None and not isinstance(out["emulated"], bool):
+        raise InputError(f"board {name}: emulated must be true or false, not {out['emulated']!r}")
     return out
 
 
@@ -107,6 +112,9 @@ def resolve_board(name: str, inventory: Path | None = None, **overrides: Any) ->
     boards = load_inventory(inventory)
     if name in boards:
         return replace(boards[name], **_coerce(name, given))
+    from dass_edge.bench import emulate
+    if name.endswith(emulate.SUFFIX) and "host" not in given:
+        return replace(emulate.board(name.removesuffix(emulate.SUFFIX)), **_coerce(name, given))
     if "host" not in given:
         where = inventory or default_inventory()
         raise InputError(f"no board {name!r} in {where} and no --host given; add a [boards.{name}] entry "

@@ -1,5 +1,10 @@
 """Append bench results to a JSON Lines file: one object per line, so reports can read a history later
-and concurrent CI steps appending to the same file never corrupt each other's lines."""
+and concurrent CI steps appending to the same file never corrupt each other's lines.
+
+A result timed on an emulated board carries ``emulated: true``: it shows that the board's own runtime
+build loads and runs the model, and its timings are printed, but they measure the emulator, so no gate,
+baseline or Pareto report may use them (``emulated_error``, ``is_emulated``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from dass_edge.errors import InputError
+
+
+EMULATED = "emulated"
+
+
+def is_emulated(result: dict[str, Any]) -> bool:
+    return result.get(EMULATED) is True
+
+
+def emulated_error(where: str, use: str) -> InputError:
+    """The one-line refusal when a timing from the emulated board ``where`` would become ``use``."""
+    return InputError(f"timings on {where} are measured under emulation and cannot be {use}; "
+                      "measure on the real board for that")
 
 
 def append_result(path: Path, result: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from dass_edge.bench import gate
 from dass_edge.bench.alive import checkpoint_alive, file_alive
 from dass_edge.bench.measure import Settings, measure_file, result_from_timing
+from dass_edge.bench.results import EMULATED, emulated_error
 from dass_edge.errors import DassEdgeError, InputError
 
 log = logging.getLogger(__name__)
@@ -157,15 +158,18 @@ def _measure(request: BenchRequest, target, model: ResolvedModel) -> dict[str, A
         from dass_edge.bench.remote import measure_remote
         options = dict(request.board)
         board = resolve_board(options.pop("board", None) or target.name, options.pop("inventory", None), **options)
+        if board.emulated and (request.update_baseline or request.baseline is not None):  # refused before timing
+            raise emulated_error(board.destination, "a baseline" if request.update_baseline else "gated")
         args = request.settings.agent_args() + ["--device", device]
         raw = measure_remote(board, model.path, args + (["--runtime", runtime] if runtime else []))
         raw["host"] = board.destination
+        if board.emulated:
+            raw[EMULATED] = True
     else:
         raw = measure_file(model.path, request.settings, runtime, device)
     result = result_from_timing(raw, device=target.name, latency_source=target.latency_source,
                                 settings=request.settings, model=str(model.path))
-    if "host" in raw:
-        result["host"] = raw["host"]
+    result.update({k: raw[k] for k in ("host", EMULATED) if k in raw})
     return result
 
 

@@ -25,6 +25,7 @@ _BOARD = "Board (SSH targets)"
 
 def _human(result: dict[str, Any]) -> None:
     where = result.get("host") or result["latency_source"]
+    where += ", EMULATED: qemu's speed, not the board's" if result.get("emulated") else ""
     typer.echo(f"{result['model']} on {result['device']} ({result['runtime']} {result['runtime_version']}, "
                f"{where}): median {result['median_ms']:.4f} ms, p90 {result['p90_ms']:.4f} ms, "
                f"mean {result['mean_ms']:.4f} ± {result['std_ms']:.4f} ms over {result['count']} runs "
