@@ -188,8 +188,8 @@ def calibrate(device: str, out_dir: str | os.PathLike, samples: int = 200, seed:
               progress: bool = True) -> Path:
     """Measure ``samples`` kernels per type (x SAMPLE_WEIGHT) on ``device``, fit, write a predictor dir.
 
-    ``samples=60`` (the demo's) takes ~30 s on 2 busy cores, ``samples=300`` a few minutes. Re-running
-    with the same arguments resumes; more samples extend the existing ones.
+    ``samples=60`` (the demo's) took 48 s and ``samples=300`` 268 s on 2 shared cores (docs/predict.md).
+    Re-running with the same arguments resumes; more samples extend the existing ones.
     """
     try:
         import onnxruntime  # noqa: F401
