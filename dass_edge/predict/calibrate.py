@@ -2,8 +2,10 @@
 
 nn-Meter's method (sample kernels, time each alone, fit one regressor per kernel type), with the sampler
 kept to the sizes our networks use (sampling.py), dilation/groups/channel-alignment features and a log
-target (features.py). Measurements are appended to ``samples/<kernel>.jsonl`` as they are taken, so an
-interrupted run resumes where it stopped; the regressors are refitted from all samples at the end.
+target (features.py). A run works in ``.<name>.calibrating`` next to its output folder: measurements are
+appended to its ``samples/<kernel>.jsonl`` as they are taken, the regressors are fitted from all samples
+at the end, and only the complete folder is swapped onto the output (atomic.swap_dir). An interrupted run
+leaves the previous predictor as it was, and the next run resumes from the samples already taken.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import os
 import pickle
 import platform
 import random
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dass_edge.atomic import swap_dir
 from dass_edge.errors import InputError, MissingDependencyError
-from dass_edge.predict import features, nnmeter, ortclock, sampling
+from dass_edge.predict import features, integrity, nnmeter, ortclock, sampling
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +74,43 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _prepare(out_dir: Path, settings: dict[str, Any], fresh: bool) -> None:
-    (out_dir / "samples").mkdir(parents=True, exist_ok=True)
-    path = out_dir / SETTINGS_FILE
-    if path.is_file() and not fresh:
-        old = json.loads(path.read_text())
-        if old != settings:
-            raise InputError(f"{out_dir} holds samples taken with other settings ({old}); "
-                             "use another --out or --fresh to discard them")
+def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
+    path = folder / SETTINGS_FILE
+    if path.is_file() and json.loads(path.read_text()) != settings:
+        raise InputError(f"{folder} holds samples taken with other settings ({path.read_text().strip()}); "
+                         "use another --out or --fresh to discard them")
+
+
+def _drop_partial_lines(samples: Path) -> None:
+    """A run killed mid-write can leave a sample line without its newline: drop it, it is re-measured."""
+    for path in samples.glob("*.jsonl"):
+        text = path.read_text()
+        if text and not text.endswith("\n"):
+            path.write_text(text[:text.rfind("\n") + 1])
+
+
+def _work_dir(out: Path, settings: dict[str, Any], fresh: bool) -> Path:
+    """Where a run measures and fits: ``.<name>.calibrating`` beside ``out``, swapped onto ``out`` when
+    complete. It outlives an interrupted run (its samples are where the next run resumes); a run that
+    extends a finished predictor starts from a copy of it, so the finished one stays usable meanwhile."""
+    if out.exists() and not (out / SETTINGS_FILE).is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out} exists and is not a predictor made by calibrate; choose another --out")
+    work = out.parent / f".{out.name}.calibrating"
     if fresh:
-        for f in (out_dir / "samples").glob("*.jsonl"):
-            f.unlink()
-    path.write_text(json.dumps(settings, indent=2))
-    (out_dir / "fusion_rules.json").write_text(json.dumps(FUSION_RULES, indent=2))
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        _check_settings(work if work.is_dir() else out, settings)
+    if not work.is_dir():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        copy = Path(tempfile.mkdtemp(prefix=f".{out.name}.copy.", dir=out.parent))
+        if out.is_dir() and not fresh:
+            shutil.copytree(out, copy, dirs_exist_ok=True)
+        os.replace(copy, work)
+    (work / "samples").mkdir(exist_ok=True)
+    _drop_partial_lines(work / "samples")
+    (work / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
+    (work / "fusion_rules.json").write_text(json.dumps(FUSION_RULES, indent=2))
+    return work
 
 
 def _base_ms(threads: int) -> float:
@@ -159,8 +188,8 @@ def calibrate(device: str, out_dir: str | os.PathLike, samples: int = 200, seed:
               progress: bool = True) -> Path:
     """Measure ``samples`` kernels per type (x SAMPLE_WEIGHT) on ``device``, fit, write a predictor dir.
 
-    ``samples=60`` (the demo's) takes ~30 s on 2 busy cores, ``samples=300`` a few minutes. Re-running
-    with the same arguments resumes; more samples extend the existing ones.
+    ``samples=60`` (the demo's) took 48 s and ``samples=300`` 268 s on 2 shared cores (docs/predict.md).
+    Re-running with the same arguments resumes; more samples extend the existing ones.
     """
     try:
         import onnxruntime  # noqa: F401
@@ -175,32 +204,33 @@ def calibrate(device: str, out_dir: str | os.PathLike, samples: int = 200, seed:
     _check_device(device)
     out = Path(out_dir)
     settings = _settings(device, seed, threads)
-    _prepare(out, settings, fresh)
+    work = _work_dir(out, settings, fresh)
     started = time.monotonic()
     base_ms = _base_ms(threads)
     wanted = {t: samples * SAMPLE_WEIGHT.get(t, 1) for t in kernel_types}
-    todo = {t: range(len(_read(out / "samples" / f"{t}.jsonl")), n) for t, n in wanted.items()}
-    _measure_all(out, todo, seed, threads, base_ms, progress)
+    todo = {t: range(len(_read(work / "samples" / f"{t}.jsonl")), n) for t, n in wanted.items()}
+    _measure_all(work, todo, seed, threads, base_ms, progress)
     fits = []
     for t in kernel_types:
-        regressor, fit = _fit(t, _read(out / "samples" / f"{t}.jsonl")[:wanted[t]], seed)
-        with open(out / f"{t}.pkl", "wb") as f:
+        regressor, fit = _fit(t, _read(work / "samples" / f"{t}.jsonl")[:wanted[t]], seed)
+        with open(work / f"{t}.pkl", "wb") as f:
             pickle.dump(regressor, f)
         fits.append(fit)
         log.info("%s: %d samples, held-out median error %.1f%%", t, fit.samples, 100 * fit.median_error)
-    _write_metadata(out, settings, base_ms, fits, time.monotonic() - started)
+    _write_metadata(work, out.name, settings, base_ms, fits, time.monotonic() - started)
+    swap_dir(work, out)
     return out
 
 
-def _measure_all(out: Path, todo: dict[str, range], seed: int, threads: int, base_ms: float,
+def _measure_all(work: Path, todo: dict[str, range], seed: int, threads: int, base_ms: float,
                  progress: bool) -> None:
     from tqdm import tqdm
 
-    rules = out / "fusion_rules.json"
+    rules = work / "fusion_rules.json"
     with tqdm(total=sum(len(r) for r in todo.values()), desc="calibrating kernels", unit="kernel",
               disable=not progress, leave=False) as bar:
         for kernel_type, indices in todo.items():
-            with open(out / "samples" / f"{kernel_type}.jsonl", "a") as f:
+            with open(work / "samples" / f"{kernel_type}.jsonl", "a") as f:
                 for i in indices:
                     record = _measure_one(sampling.sample(kernel_type, seed, i), rules, threads, base_ms)
                     f.write(json.dumps(record) + "\n")
@@ -209,13 +239,13 @@ def _measure_all(out: Path, todo: dict[str, range], seed: int, threads: int, bas
                     bar.update()
 
 
-def _write_metadata(out: Path, settings: dict[str, Any], base_ms: float, fits: list[KernelFit],
+def _write_metadata(work: Path, name: str, settings: dict[str, Any], base_ms: float, fits: list[KernelFit],
                     seconds: float) -> None:
     def clean(v: float) -> float | None:
         return None if math.isnan(v) else round(v, 4)
 
     metadata = {
-        "name": out.name, **settings, "base_ms": base_ms, "made_by": "dass-edge calibrate",
+        "name": name, **settings, "base_ms": base_ms, "made_by": "dass-edge calibrate",
         "ranges": {"sizes": list(sampling.SIZES), "max_macs": sampling.MAX_MACS,
                    "max_elements": sampling.MAX_ELEMENTS, "kernels": [1, 3, 5], "strides": [1, 2],
                    "dilations": [1, 2], "conv_channels": [2, 512], "dwconv_channels": [4, 1536]},
@@ -224,5 +254,6 @@ def _write_metadata(out: Path, settings: dict[str, Any], base_ms: float, fits: l
                      for f in fits},
         "conv_target": "conv timed after a 1x1 lead conv (calibrate.target_ms); reorders from ortgraph.py",
         "seconds": round(seconds, 1),
+        "sha256": integrity.digests(work),
     }
-    (out / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    (work / integrity.METADATA).write_text(json.dumps(metadata, indent=2))

@@ -9,7 +9,6 @@ nn-Meter's own ``nnMeterPredictor`` class, so nothing under ``~/.nn_meter`` is r
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
@@ -70,20 +69,29 @@ class PredictorDir:
         return nnMeterPredictor(self.models, str(self.fusion_rules))
 
 
-def load_predictors(path: str | os.PathLike) -> PredictorDir:
-    """Read ``<kernel>.pkl`` files (old scikit-learn pickles upgraded) and check the fusion rules exist."""
-    from dass_edge.predict import legacy_pickle
+def load_predictors(path: str | os.PathLike, require_checksums: bool = False) -> PredictorDir:
+    """Read ``<kernel>.pkl`` files (through the restricted unpickler, old scikit-learn pickles upgraded),
+    after checking them against the checksums in metadata.json where it has them (``require_checksums``:
+    refuse a folder without)."""
+    from dass_edge.predict import integrity, legacy_pickle
 
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"predictor directory {path} does not exist")
     if not (path / "fusion_rules.json").is_file():
         raise InputError(f"{path} is not an nn-Meter predictor directory: fusion_rules.json is missing")
+    metadata = integrity.read_metadata(path)
+    if "sha256" in metadata:
+        integrity.verify(path, metadata["sha256"])
+    elif require_checksums:
+        raise InputError(f"predictor {path} has no checksums (sha256 in {integrity.METADATA}); add it again with "
+                         "`dass-edge predictors add` to record them")
     models = {p.stem: legacy_pickle.load(p) for p in sorted(path.glob("*.pkl"))}
     if not models:
         raise InputError(f"{path} holds no kernel predictors (<kernel>.pkl)")
-    meta_file = path / "metadata.json"
-    metadata = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    for kernel, model in models.items():
+        if not callable(getattr(model, "predict", None)):
+            raise InputError(f"{path / kernel}.pkl holds a {type(model).__name__}, not a regressor")
     log.info("loaded %d kernel predictors from %s", len(models), path)
     return PredictorDir(path, models, metadata)
 

@@ -80,7 +80,7 @@ def predict(model: str | os.PathLike, device: str, strict: bool = False, predict
 
     target = get_target(device)
     folder = store.resolve(predictor or predictor_name(target), use_nn_meter_cache)
-    predictors = nnmeter.load_predictors(folder)
+    predictors = store.load(folder)
     with tempfile.TemporaryDirectory(prefix="dass-edge-predict-") as tmp:
         onnx_path, accuracy = _onnx_for(model, Path(tmp), target.channel_multiple)
         prediction = nnmeter.predict_onnx(onnx_path, predictors, strict)

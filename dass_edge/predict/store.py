@@ -18,7 +18,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from dass_edge.atomic import sha256_file, swap_dir
 from dass_edge.errors import DownloadError, InputError
+from dass_edge.predict import integrity
 
 log = logging.getLogger(__name__)
 
@@ -51,49 +53,101 @@ def _find_root(folder: Path) -> Path:
     return found[0]
 
 
-def add(path: str | os.PathLike, name: str | None = None) -> Path:
-    """Copy a predictor zip or folder into the store (checked by loading it); returns its new folder."""
-    from dass_edge.predict.nnmeter import load_predictors
+def _check_name(name: str) -> str:
+    if not name or name.startswith(".") or "/" in name or os.sep in name:
+        raise InputError(f"predictor name {name!r} must be a plain folder name (no '/', not starting with '.')")
+    return name
 
+
+def _check_archive(archive: Path, sha256: str | None) -> str:
+    """The archive's sha256, after checking it against ``sha256`` (if given) and every member's CRC."""
+    digest = sha256_file(archive)
+    if sha256 is not None and digest != sha256.strip().lower():
+        raise InputError(f"{archive} has sha256 {digest}, not the expected {sha256}: damaged or not the "
+                         "published file")
+    if not zipfile.is_zipfile(archive):
+        raise InputError(f"{archive} is neither a folder nor a zip file (a truncated download?)")
+    try:
+        with zipfile.ZipFile(archive) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        bad = str(exc)
+    if bad is not None:
+        raise InputError(f"{archive} is damaged ({bad} fails its integrity check)")
+    return digest
+
+
+def add(path: str | os.PathLike, name: str | None = None, sha256: str | None = None) -> Path:
+    """Copy a predictor zip or folder into the store (checked by loading it); returns its new folder.
+
+    ``sha256``: the zip's expected digest. The zip's own digest is recorded in the predictor's metadata."""
     source = Path(path)
     if not source.exists():
         raise InputError(f"{source} does not exist")
+    origin = {"added_from": str(source.resolve())}
+    if source.is_dir():
+        if sha256 is not None:
+            raise InputError(f"--sha256 checks a zip file; {source} is a folder")
+        root = _find_root(source)
+        return _install(root, name or root.name, origin)
+    return _add_archive(source, name or source.stem, sha256, origin)
+
+
+def _add_archive(archive: Path, name: str, sha256: str | None, origin: dict[str, Any]) -> Path:
+    digest = _check_archive(archive, sha256)
     with tempfile.TemporaryDirectory() as tmp:
-        if source.is_file():
-            if not zipfile.is_zipfile(source):
-                raise InputError(f"{source} is neither a folder nor a zip file")
-            with zipfile.ZipFile(source) as archive:
-                archive.extractall(tmp)
-            root = _find_root(Path(tmp))
-            default_name = source.stem
-        else:
-            root = _find_root(source)
-            default_name = root.name
-        load_predictors(root)  # refuse what would fail later
-        target = store_dir() / (name or default_name)
-        if target.exists():
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(root, target, ignore=shutil.ignore_patterns("samples"))  # raw measurements stay behind
-    log.info("added predictor %s", target)
-    return target
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(tmp)
+        return _install(_find_root(Path(tmp)), name,
+                        {**origin, "archive_sha256": digest, "archive_sha256_pinned": sha256 is not None})
+
+
+def _install(root: Path, name: str, origin: dict[str, Any]) -> Path:
+    """Load ``root`` (refusing what would fail later, or run code), copy it next to its place in the store,
+    record checksums, then swap it in: the predictor it replaces stays whole until the copy is complete."""
+    from dass_edge.predict.nnmeter import load_predictors
+
+    _check_name(name)
+    load_predictors(root)
+    store = store_dir()
+    store.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.adding.", dir=store))
+    try:
+        # raw measurements stay behind; a calibrate resume point is not part of a predictor
+        shutil.copytree(root, staging, ignore=shutil.ignore_patterns("samples", ".*"), dirs_exist_ok=True)
+        integrity.seal(staging, origin)
+        swap_dir(staging, store / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("added predictor %s", store / name)
+    return store / name
+
+
+def describe(folder: Path) -> dict[str, Any]:
+    """A store entry as ``predictors list`` and ``predictors add --json`` show it."""
+    meta = integrity.read_metadata(folder)
+    row = {"name": folder.name, "path": str(folder), "kernels": sorted(p.stem for p in folder.glob("*.pkl")),
+           "source": meta.get("made_by", "nn-Meter release" if folder.name in RELEASED else "added"),
+           "device": meta.get("device"), "sha256": meta.get("sha256")}
+    if "archive_sha256" in meta:
+        row["archive_sha256"] = meta["archive_sha256"]
+    return row
 
 
 def list_predictors() -> list[dict[str, Any]]:
-    """Every predictor in the store: name, folder, kernel types, and where it came from."""
-    import json
-
-    out = []
+    """Every predictor in the store: name, folder, kernel types, where it came from, its checksums."""
     root = store_dir()
-    for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
-        if not _is_predictor_dir(folder):
-            continue
-        meta_file = folder / "metadata.json"
-        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        out.append({"name": folder.name, "path": str(folder), "kernels": sorted(p.stem for p in folder.glob("*.pkl")),
-                    "source": meta.get("made_by", "nn-Meter release" if folder.name in RELEASED else "added"),
-                    "device": meta.get("device")})
-    return out
+    folders = sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    return [describe(folder) for folder in folders if _is_predictor_dir(folder)]
+
+
+def load(folder: Path) -> Any:
+    """A predictor folder's PredictorDir; one kept in the store must carry checksums, and they must match."""
+    from dass_edge.predict.nnmeter import load_predictors
+
+    in_store = store_dir().is_dir() and folder.resolve().parent == store_dir().resolve()
+    return load_predictors(folder, require_checksums=in_store)
 
 
 def resolve(name_or_path: str, use_nn_meter_cache: bool = False) -> Path:
@@ -117,8 +171,9 @@ def url_for(name: str) -> str:
     return f"{os.environ.get(URL_ENV, DEFAULT_URL).rstrip('/')}/{name}.zip"
 
 
-def download(name: str, timeout_s: float = 30.0) -> Path:
-    """Fetch one of nn-Meter's released predictors into the store."""
+def download(name: str, timeout_s: float = 30.0, sha256: str | None = None) -> Path:
+    """Fetch one of nn-Meter's released predictors into the store. nn-Meter publishes no digests, so
+    without ``sha256`` the zip is checked for integrity (every member's CRC) and its digest recorded."""
     if name not in RELEASED:
         raise InputError(f"unknown released predictor {name!r}; known: {', '.join(RELEASED)}")
     url = url_for(name)
@@ -130,5 +185,5 @@ def download(name: str, timeout_s: float = 30.0) -> Path:
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise DownloadError(f"could not download {url} ({reason}); fetch it by hand and run "
-                                f"`dass-edge predictors add {name}.zip` (or unzip it into {store_dir() / name})") from None
-        return add(zip_path, name)
+                                f"`dass-edge predictors add {name}.zip`") from None
+        return _add_archive(zip_path, name, sha256, {"url": url})

@@ -1,0 +1,58 @@
+"""Whole-folder publishing and file digests, for outputs that must never be seen half-written.
+
+A folder is built complete under a temporary name next to its destination (same file system), then
+swapped in. On Linux the swap is one ``renameat2(RENAME_EXCHANGE)`` call: a reader sees the old folder or
+the new one, never neither. Elsewhere (or on a file system without it) the old folder is renamed aside
+first, so there is a moment without one, but the old folder is only deleted once the new one is in place.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically; False where the system cannot (not Linux, old kernel or libc)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def swap_dir(new: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Put the complete folder ``new`` at ``dest``, replacing a folder there as a whole; ``new`` is gone after."""
+    new, dest = Path(new), Path(dest)
+    if not dest.exists():
+        os.replace(new, dest)
+        return
+    if _exchange(new, dest):
+        shutil.rmtree(new)  # now the old folder
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+    os.replace(dest, aside / dest.name)
+    try:
+        os.replace(new, dest)
+    except OSError:
+        os.replace(aside / dest.name, dest)
+        raise
+    shutil.rmtree(aside)
