@@ -10,7 +10,7 @@ import pytest
 from predict_helpers import export_tiny_dass
 
 from dass_edge.errors import InputError
-from dass_edge.predict import calibrate, nnmeter
+from dass_edge.predict import calibrate, integrity, nnmeter
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,7 @@ def test_coverage_when_a_kernel_type_is_missing(predictor_dir, dass_onnx, tmp_pa
     partial_dir = tmp_path / "no-add"
     shutil.copytree(predictor_dir, partial_dir)
     (partial_dir / "add.pkl").unlink()
+    integrity.seal(partial_dir, {})  # a predictor made without an add model, not a damaged one
     partial = nnmeter.predict_onnx(dass_onnx, nnmeter.load_predictors(partial_dir))
     adds = complete.by_type["add"]
     assert adds["found"] > 0
