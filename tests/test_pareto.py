@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from dass_edge import checkpoint
 from dass_edge.cli.app import app
+from dass_edge.report.interactive import hover_text
 from dass_edge.report.pareto import by_panel, front, fronts_by_source
 from dass_edge.report.points import Point, load_results
 from dass_edge.search.models import ModelSpec, build_model
@@ -96,6 +97,13 @@ def test_details_come_from_the_manifest_and_the_checkpoint(tmp_path):
     counted = checkpoint.summary(checkpoint.load(ckpt_path), ckpt_path)["nonzero_params"]
     assert predicted.details.nonzero_params == counted  # no manifest: counted from the checkpoint
     assert "intel-cpu predictor, 100% of MACs covered" in predicted.details.method
+    # what the hover says of them
+    hover = hover_text(measured, on_front=True)
+    for fact in ("<b>net</b> (dead: output ignores input)", "non-zero weights 77", "MACs after compaction 12,345",
+                 "file size 1.2 KiB", "median 1 ms (min 0.8 ms, p90 1.2 ms)", "runtime openvino 9.9",
+                 "test accuracy 42.0% on mnist5k", "on the Pareto front"):
+        assert fact in hover, (fact, hover)
+    assert "file size none (predicted from the checkpoint)" in hover_text(predicted, on_front=False)
 
 
 def test_cli_reads_bench_and_predict_results(tmp_path):

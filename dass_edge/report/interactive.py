@@ -25,9 +25,10 @@ def _or_unknown(value: Any, fmt: str = "{}") -> str:
     return "not recorded" if value is None else fmt.format(value)
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "no file (predicted from the checkpoint)"
+def _size(p: Point) -> str:
+    n = p.details.size_bytes
+    if n is None:  # a prediction made from a checkpoint has no file; a timing whose file is gone does
+        return "none (predicted from the checkpoint)" if p.source == "predicted" else "not recorded"
     return f"{n / 1024:.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.2f} MiB"
 
 
@@ -41,7 +42,7 @@ def hover_text(p: Point, on_front: bool) -> str:
         f"architecture {e(_or_unknown(d.arch))}, variant {e(_or_unknown(d.variant))}",
         f"sparsity {_or_unknown(d.sparsity, '{:.1%}')}, non-zero weights {_or_unknown(d.nonzero_params, '{:,}')}",
         f"MACs after compaction {_or_unknown(d.macs, '{:,}')}",
-        f"file size {_size(d.size_bytes)}",
+        f"file size {_size(p)}",
         f"median {p.latency_ms:.4g} ms ({spread}p90 {_or_unknown(d.p90_ms, '{:.4g} ms')})",
         f"runtime {e(p.runtime or 'not recorded')} {e(d.runtime_version or '')}",
         f"latency {e(d.method)}",
