@@ -73,9 +73,9 @@ SPECS: dict[str, BoardSpec] = {
     "jetson-tx2": BoardSpec("jetson-tx2", AARCH64,
                             ("numpy==1.26.4", "onnxruntime==1.10.0", "tflite-runtime==2.13.0"),
                             ("numpy", "onnxruntime", "tflite_runtime")),
-    "cortex-a7": BoardSpec("cortex-a7", ARMHF, ("numpy>=1.20,<2", "tflite-runtime==2.13.0"),
+    "cortex-a7": BoardSpec("cortex-a7", ARMHF, ("numpy>=1.21.2,<2", "tflite-runtime==2.13.0"),
                            ("numpy", "tflite_runtime"),
-                           missing="tflite-runtime 2.13 for armv7l needs numpy >= 1.20, the registry has no "
+                           missing="tflite-runtime 2.13 for armv7l needs numpy >= 1.21.2, the registry has no "
                                    "armv7l numpy wheel and bullseye's python3-numpy is 1.19.5 "
                                    "(docs/boards.md); its .tflite files run on jetson-tx2-emulated"),
 }
