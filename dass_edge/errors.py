@@ -57,3 +57,10 @@ class DeadModelError(DassEdgeError):
     constant): exporting, validating or timing it would report numbers about a constant."""
 
     exit_code = 7
+
+
+class InconclusiveError(DassEdgeError):
+    """A latency gate that cannot decide: the confidence interval of the ratio spans the tolerance limit
+    because the run was too noisy; reported on its own rather than passed (or failed) silently."""
+
+    exit_code = 11
