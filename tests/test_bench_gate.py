@@ -1,5 +1,7 @@
-"""The regression gate: verdicts on known round medians, baseline files, JUnit reports, and end to end
-through the CLI on real models (same model passes, a model with more cells fails with exit code 10)."""
+"""The regression gate: three-way verdicts on known round medians (paired and against a baseline), baseline
+files and their bootstrap, JUnit reports, and end to end through the CLI on real models: the same model is
+never a regression, a model with more cells fails with exit code 10 (against a baseline and --against), a
+run too noisy to decide exits 11, and bad outputs and one-round gates are refused before measuring."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from dass_edge.bench.service import BenchRequest, model_key, resolve_model, runt
 from dass_edge.bench.stats import PAIRED_MIN_ROUNDS
 from dass_edge.errors import InputError
 
-REFERENCE_FIELDS = ("model", "model_key", "runtime", "runtime_version", "median_ms", "p90_ms", "count",
+REFERENCE_FIELDS = ("model", "model_key", "runtime", "runtime_version", "median_ms", "min_ms", "p90_ms", "count",
                     "first_ms", "round_medians_ms", "test_accuracy")
 
 
