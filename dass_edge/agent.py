@@ -146,6 +146,19 @@ def _tflite(path, threads, device, prefer_litert=True):
     return run, _shape(list(inp["shape"])), inp["dtype"], getattr(module, "__version__", "?"), "CPU", name
 
 
+def openvino_config(threads, fp32=True):
+    """OpenVINO compile settings, the one definition: the host's adapter (runtimes/openvino_runtime.py)
+    imports it, so host and board compile alike. LATENCY: one inference at a time, as batch-1 timing
+    means it. f32 precision: CPUs with AMX or AVX512-BF16 would otherwise run bf16 (and GPUs fp16), i.e.
+    other numbers, and another speed, than the ones the export was validated with."""
+    config = {"PERFORMANCE_HINT": "LATENCY"}
+    if fp32:
+        config["INFERENCE_PRECISION_HINT"] = "f32"
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = str(threads)
+    return config
+
+
 def _openvino(path, threads, device):
     import numpy as np
     device = device or "CPU"
@@ -157,10 +170,7 @@ def _openvino(path, threads, device):
         except ImportError:
             return _openvino_legacy(path, threads, device)
     core = Core()
-    config = {"PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = threads
-    compiled = core.compile_model(path, device, config)
+    compiled = core.compile_model(path, device, openvino_config(threads))
     request = compiled.create_infer_request()
     port = compiled.input(0)
 

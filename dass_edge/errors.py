@@ -71,3 +71,10 @@ class FileSystemError(DassEdgeError):
         reason = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         what = " ".join(str(part) for part in (doing, exc.filename) if part)
         return cls(f"{what}: {reason}" if what else reason)
+
+
+class InconclusiveError(DassEdgeError):
+    """A latency gate that cannot decide: the confidence interval of the ratio spans the tolerance limit
+    because the run was too noisy; reported on its own rather than passed (or failed) silently."""
+
+    exit_code = 11

@@ -152,3 +152,71 @@ def test_agent_runs_openvino_2021_legacy_api(tmp_path, onnx13):
     assert code == 0, out
     assert out["runtime"] == "openvino" and out["runtime_version"].startswith("2021.4")
     assert out["input_shape"] == [1, 3, 16, 16] and len(out["rounds_ns"][0]) == 3
+
+
+class Named:
+    """A stand-in session that writes its name into a shared log on every call (the runtime is not what is
+    tested here; the order of the calls is)."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.runtime, self.version, self.device, self.input_shape = name, "0", "CPU", (1, 2)
+        self.name, self.log = name, log
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.log.append(self.name)
+        return x
+
+
+def test_paired_rounds_alternate_and_flip_order():
+    from dass_edge.bench.measure import time_paired
+
+    log: list[str] = []
+    settings = Settings(warmup=2, runs=3, min_seconds=0, rounds=4)
+    cand, ref = time_paired(Named("c", log), Named("r", log), settings)
+    assert [len(r) for r in cand["rounds_ns"]] == [3] * 4 == [len(r) for r in ref["rounds_ns"]]
+    warm = 1 + 2 + 1  # first inference, warm-up and one discarded run, each model, before any timed round
+    assert log[:2 * warm] == ["c"] * warm + ["r"] * warm
+    per_round = 1 + 3  # one re-warming call, then the timed runs
+    blocks = [log[i] for i in range(2 * warm, len(log), per_round)]
+    assert blocks == ["c", "r", "r", "c", "c", "r", "r", "c"]  # C R, R C, ...: drift favours neither
+
+
+def test_measure_pair_times_two_real_files(onnx13, tmp_path):
+    from dass_edge.bench.measure import measure_pair
+
+    other = tmp_path / "other.onnx"
+    shutil.copy(onnx13, other)
+    settings = Settings(warmup=1, runs=5, min_seconds=0, rounds=3, threads=1)
+    cand, ref = measure_pair(onnx13, other, settings, (None, "openvino"))
+    assert (cand["runtime"], ref["runtime"]) == ("onnxruntime", "openvino")
+    assert cand["model"] == "m.onnx" and ref["model"] == "other.onnx"
+    assert [len(r) for r in ref["rounds_ns"]] == [5, 5, 5] and cand["first_ns"] > 0
+
+
+def test_host_and_agent_compile_openvino_alike(onnx13, tmp_path, monkeypatch):
+    """The host adapter and the board agent hand OpenVINO the same settings (one definition), and this
+    OpenVINO applies them: latency mode, f32 inference precision, the thread count asked for."""
+    import openvino as ov
+
+    from dass_edge import runtimes
+
+    seen: list[dict] = []
+    real = ov.Core.compile_model
+
+    def recording(self, model, device=None, config=None):  # noqa: ANN001
+        seen.append(dict(config or {}))
+        compiled = real(self, model, device, config)
+        seen[-1]["applied"] = {k: str(compiled.get_property(k)) for k in ("PERFORMANCE_HINT",
+                                                                          "INFERENCE_PRECISION_HINT",
+                                                                          "INFERENCE_NUM_THREADS")}
+        return compiled
+
+    monkeypatch.setattr(ov.Core, "compile_model", recording)
+    xml = tmp_path / "m.xml"
+    ov.save_model(ov.convert_model(str(onnx13)), str(xml))
+    runtimes.load(xml, threads=1)
+    agent.measure(str(xml), "openvino", threads=1, warmup=0, runs=1, min_seconds=0)
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert seen[0]["applied"]["PERFORMANCE_HINT"].endswith("LATENCY")
+    assert seen[0]["applied"]["INFERENCE_PRECISION_HINT"] in ("f32", "<Type: 'float32'>")
+    assert seen[0]["applied"]["INFERENCE_NUM_THREADS"] == "1"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from dass_edge.bench.stats import percentile, ratio_interval, summarize_ns, t_quantile
+from dass_edge.bench.stats import (paired_ratio_interval, percentile, ratio_interval, relative_spread,
+                                   summarize_ns, t_quantile)
 
 
 def test_summary_of_known_samples():
@@ -63,8 +64,43 @@ def test_ratio_interval_of_identical_rounds_contains_one():
     assert got.low < 1.0 < got.high
 
 
-def test_ratio_interval_single_round_is_a_point():
-    got = ratio_interval([3.0], [2.0, 2.0])
-    assert got.low == got.ratio == got.high == pytest.approx(1.5)
+def test_ratio_interval_refuses_a_single_round():
+    """One round has no spread: no interval is made up for it (it used to collapse to the point ratio)."""
+    with pytest.raises(ValueError, match="at least 2 rounds"):
+        ratio_interval([3.0], [2.0, 2.0])
     with pytest.raises(ValueError):
         ratio_interval([], [1.0])
+
+
+def test_paired_interval_matches_paired_t_on_logs():
+    cand = [2.1, 3.9, 2.3, 6.2, 2.0, 4.4]
+    ref = [1.4, 2.7, 1.5, 4.0, 1.35, 3.0]
+    got = paired_ratio_interval(cand, ref, 0.95)
+    ci = sp.ttest_rel(np.log(cand), np.log(ref)).confidence_interval(0.95)
+    assert got.ratio == pytest.approx(math.exp(np.mean(np.log(cand) - np.log(ref))))
+    assert got.low == pytest.approx(math.exp(ci.low), rel=2e-3)
+    assert got.high == pytest.approx(math.exp(ci.high), rel=2e-3)
+
+
+def test_pairing_cancels_load_shared_by_a_pair():
+    """Rounds slowed by up to 3x by a neighbour, the candidate always 1.5x its reference in the same round:
+    unpaired the interval spans 1 to well above 2; paired it is tight around 1.5."""
+    load = [1.0, 2.6, 1.1, 3.0, 1.3, 2.2, 1.0, 2.8]
+    ref = [v * w for v, w in zip(load, [1.0, 1.02, 0.99, 1.01, 1.0, 0.98, 1.01, 1.0])]
+    cand = [1.5 * v for v in load]
+    unpaired = ratio_interval(cand, ref)
+    paired = paired_ratio_interval(cand, ref)
+    assert unpaired.low < 1.1 and unpaired.high > 2.0
+    assert 1.45 < paired.low < paired.ratio < paired.high < 1.55
+
+
+def test_paired_interval_needs_matching_rounds_and_three_pairs():
+    with pytest.raises(ValueError, match="as many"):
+        paired_ratio_interval([1.0, 1.1, 1.2], [1.0, 1.1])
+    with pytest.raises(ValueError, match="at least 3"):
+        paired_ratio_interval([1.0, 1.1], [1.0, 1.2])
+
+
+def test_relative_spread():
+    assert relative_spread([4.5, 14.8, 6.0]) == pytest.approx((14.8 - 4.5) / 6.0)
+    assert relative_spread([2.0, 2.0]) == 0.0

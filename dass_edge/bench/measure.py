@@ -1,8 +1,10 @@
 """The timing harness on the host, and the one place a raw timing becomes a bench result.
 
 Host and board time the same way because both call ``dass_edge.agent.time_rounds`` (the agent is the
-self-contained file copied to boards): first inference timed alone, warm-up, then rounds of at least N
-runs and S seconds with ``perf_counter_ns`` around the runtime call only. ``result_from_timing`` turns
+self-contained file copied to boards) on a runtime compiled with the same settings (for OpenVINO,
+``agent.openvino_config``): first inference timed alone, warm-up, then rounds of at least N runs and S
+seconds with ``perf_counter_ns`` around the runtime call only. ``time_paired`` alternates two models'
+rounds for the noise-robust gate (``bench --against``). ``result_from_timing`` turns
 the agent's raw output (from this process or from a board) into the JSON of the bench contract.
 """
 
@@ -46,28 +48,73 @@ class Settings:
         return args + (["--threads", str(self.threads)] if self.threads else [])
 
 
-def time_session(session: Any, settings: Settings) -> dict[str, Any]:
-    """Time a loaded runtime session (anything with ``run(x)`` and ``input_shape``) on a fixed input."""
-    x = agent.fixed_input(list(session.input_shape), np.float32)
-    log.info("timing %s: %d warm-up, >= %d runs and >= %.2f s per round, %d round(s)", session.runtime,
-             settings.warmup, settings.runs, settings.min_seconds, settings.rounds)
-    # x is float32, contiguous and of the session's own input shape by construction, so the per-call checks
-    # of Session.run would only add overhead: time the runtime's own call (what benchmark_app times).
-    call = getattr(session, "_run", session.run)
-    timing = agent.time_rounds(call, x, settings.warmup, settings.runs, settings.min_seconds, settings.rounds)
+def _raw(session: Any, settings: Settings, x: np.ndarray, timing: dict[str, Any]) -> dict[str, Any]:
     return {"runtime": session.runtime, "runtime_version": str(session.version),
             "runtime_device": str(session.device), "threads": settings.threads, "input_shape": list(x.shape),
             "env": agent.environment(), **timing}
 
 
+def _timed_call(session: Any) -> Any:
+    # The input is float32, contiguous and of the session's own input shape by construction, so the per-call
+    # checks of Session.run would only add overhead: time the runtime's own call (what benchmark_app times).
+    return getattr(session, "_run", session.run)
+
+
+def time_session(session: Any, settings: Settings) -> dict[str, Any]:
+    """Time a loaded runtime session (anything with ``run(x)`` and ``input_shape``) on a fixed input."""
+    x = agent.fixed_input(list(session.input_shape), np.float32)
+    log.info("timing %s: %d warm-up, >= %d runs and >= %.2f s per round, %d round(s)", session.runtime,
+             settings.warmup, settings.runs, settings.min_seconds, settings.rounds)
+    timing = agent.time_rounds(_timed_call(session), x, settings.warmup, settings.runs, settings.min_seconds,
+                               settings.rounds)
+    return _raw(session, settings, x, timing)
+
+
+def time_paired(candidate: Any, reference: Any, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Time two loaded sessions in alternating rounds, one raw dict each (``bench --against``).
+
+    Both get their first inference and warm-up first; then round i of each runs back to back, the order
+    flipping every round (C R, R C, C R, ...) so that a machine getting slower or faster during the run
+    does not favour whichever goes second. Each round starts with one untimed call (agent.time_rounds'
+    first inference) that brings the model's weights back into the caches after the other model ran.
+    """
+    sessions = (candidate, reference)
+    calls = [_timed_call(s) for s in sessions]
+    inputs = [agent.fixed_input(list(s.input_shape), np.float32) for s in sessions]
+    log.info("timing %s and %s in %d alternating round(s) of >= %d runs and >= %.2f s", candidate.runtime,
+             reference.runtime, settings.rounds, settings.runs, settings.min_seconds)
+    firsts = [agent.time_rounds(call, x, settings.warmup, 1, 0.0)["first_ns"] for call, x in zip(calls, inputs)]
+    rounds: list[list[list[int]]] = [[], []]
+    for i in range(settings.rounds):
+        for side in (0, 1) if i % 2 == 0 else (1, 0):
+            timing = agent.time_rounds(calls[side], inputs[side], 0, settings.runs, settings.min_seconds)
+            rounds[side].append(timing["rounds_ns"][0])
+    raws = [_raw(s, settings, x, {"first_ns": first, "rounds_ns": r})
+            for s, x, first, r in zip(sessions, inputs, firsts, rounds)]
+    return raws[0], raws[1]
+
+
+def _load(path: Path, settings: Settings, runtime: str | None, device: str | None) -> Any:
+    from dass_edge import runtimes
+    return runtimes.load(path, runtime, threads=settings.threads, device=device)
+
+
 def measure_file(path: Path, settings: Settings, runtime: str | None = None, device: str | None = None
                  ) -> dict[str, Any]:
     """Load a model file with its runtime (dass_edge.runtimes) and time it here; the agent's raw dict."""
-    from dass_edge import runtimes
-    session = runtimes.load(path, runtime, threads=settings.threads, device=device)
-    raw = time_session(session, settings)
+    raw = time_session(_load(path, settings, runtime, device), settings)
     raw["model"] = path.name
     return raw
+
+
+def measure_pair(candidate: Path, reference: Path, settings: Settings, runtimes: tuple[str | None, str | None],
+                 device: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load two model files and time them here in alternating rounds (time_paired); two raw dicts."""
+    sessions = [_load(path, settings, runtime, device) for path, runtime in zip((candidate, reference), runtimes)]
+    raws = time_paired(sessions[0], sessions[1], settings)
+    for raw, path in zip(raws, (candidate, reference)):
+        raw["model"] = path.name
+    return raws
 
 
 def result_from_timing(raw: dict[str, Any], *, device: str, latency_source: str, settings: Settings,

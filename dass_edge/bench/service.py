@@ -39,7 +39,9 @@ class BenchRequest:
     baseline_key: str | None = None
     tolerance: float = gate.DEFAULT_TOLERANCE
     update_baseline: bool = False
+    bootstrap_baseline: bool = False  # a missing baseline entry is written from this run instead of an error
     allow_dead: bool = False  # measure a network whose output does not depend on its input (else refused)
+    against: Path | None = None  # a reference model measured in the same run (bench/paired.py)
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,8 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
     """Measure (or predict) and gate; the result dict. A regression is reported in it, not raised."""
     from dass_edge.targets import get_target
     target = get_target(request.device)
+    gate.check_before_measuring(request.baseline, request.update_baseline, request.settings.rounds,
+                                target.latency_source)
     if target.latency_source == "predicted":
         dead = _dead_before_prediction(request)
         result = _predict(request, target)
@@ -204,9 +208,7 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
         result["test_accuracy"] = model.test_accuracy
         if model.checkpoint is not None:
             result["checkpoint"] = str(model.checkpoint)
-        # one device file can hold the same model in several runtimes (intel-cpu: ONNX Runtime, OpenVINO...)
-        key = request.baseline_key or (model.key if result["runtime"] == target.runtime
-                                       else f"{model.key}@{result['runtime']}")
+        key = model_key(request, target, model, result["runtime"])
     result["model_key"] = key
     if dead:
         result["dead"] = True  # measured only because allow_dead said so
@@ -215,9 +217,15 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
         gate.write_baseline(path, key, result)
         result["baseline_written"] = str(path)
     elif request.baseline is not None:
-        verdict = gate.compare(result, gate.read_baseline(request.baseline, key), request.tolerance)
-        result.update(verdict.to_dict())
+        result.update(gate.gate_on_baseline(result, request.baseline, key, request.tolerance,
+                                            request.bootstrap_baseline))
     return result
+
+
+def model_key(request: BenchRequest, target, model: ResolvedModel, runtime: str) -> str:  # noqa: ANN001
+    """The model's name in baseline files: --baseline-key, else its own key, suffixed with the runtime
+    when that is not the target's (one device file can hold a model in ONNX Runtime, OpenVINO...)."""
+    return request.baseline_key or (model.key if runtime == target.runtime else f"{model.key}@{runtime}")
 
 
 def default_baseline(device: str) -> Path:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+PAIRED_MIN_ROUNDS = 3  # n - 1 >= 2 degrees of freedom, where t_quantile is accurate
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -73,8 +75,9 @@ def summarize_ns(samples_ns: Sequence[int]) -> Summary:
 def t_quantile(p: float, df: float) -> float:
     """Student-t quantile by the Cornish-Fisher expansion around the normal quantile.
 
-    Accurate to ~1e-3 for df >= 3 (the gate uses >= 2 rounds per side, so df >= 2 where it is
-    ~1% high, which only makes the gate more cautious). Avoids a SciPy dependency for one number.
+    Accurate to ~1e-3 for df >= 3 and 0.7% low at df = 2; at df = 1 it is 11% low, so the intervals
+    below need df >= 2 (Welch with 2 rounds a side has df >= 2 unless one side has no spread at all;
+    paired rounds need 3 pairs). Avoids a SciPy dependency for one number.
     """
     if not 0 < p < 1:
         raise ValueError("p must be in (0, 1)")
@@ -88,29 +91,63 @@ def t_quantile(p: float, df: float) -> float:
     return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
 
 
+def _log_interval(mean: float, variance_of_mean: float, df: float, confidence: float) -> RatioInterval:
+    """exp of a t-interval on a mean of log latencies: a ratio and its bounds."""
+    ratio = math.exp(mean)
+    if variance_of_mean == 0:
+        return RatioInterval(ratio, ratio, ratio, confidence)
+    half = t_quantile(0.5 + confidence / 2, df) * math.sqrt(variance_of_mean)
+    return RatioInterval(ratio, math.exp(mean - half), math.exp(mean + half), confidence)
+
+
+def _logs(values: Sequence[float], what: str, least: int = 2) -> list[float]:
+    if len(values) < least:
+        raise ValueError(f"{what} needs at least {least} rounds, got {len(values)}: one round has no spread, "
+                         "so no interval")
+    if min(values) <= 0:
+        raise ValueError("latencies must be positive")
+    return [math.log(v) for v in values]
+
+
 def ratio_interval(candidate: Sequence[float], baseline: Sequence[float],
                    confidence: float = 0.95) -> RatioInterval:
     """Confidence interval of the ratio of geometric means, candidate/baseline (Welch t on logs).
 
     Each value is one round's median latency. Latency noise is multiplicative (a busy core slows every
-    run by a factor), so the comparison is done on logarithms and the interval is a ratio. With a single
-    round on a side its spread is unknown: the interval collapses to the point ratio.
+    run by a factor), so the comparison is done on logarithms and the interval is a ratio. A side with
+    a single round has no spread to judge noise by: refused (ValueError), never a point passed off as an
+    interval.
     """
-    if not candidate or not baseline:
-        raise ValueError("ratio_interval needs at least one round on each side")
-    if min(candidate) <= 0 or min(baseline) <= 0:
-        raise ValueError("latencies must be positive")
-    log_c = [math.log(v) for v in candidate]
-    log_b = [math.log(v) for v in baseline]
-    diff = statistics.fmean(log_c) - statistics.fmean(log_b)
-    ratio = math.exp(diff)
-    if len(log_c) < 2 or len(log_b) < 2:
-        return RatioInterval(ratio, ratio, ratio, confidence)
+    log_c = _logs(candidate, "ratio_interval")
+    log_b = _logs(baseline, "ratio_interval")
     var_c = statistics.variance(log_c) / len(log_c)
     var_b = statistics.variance(log_b) / len(log_b)
-    se = math.sqrt(var_c + var_b)
-    if se == 0:
-        return RatioInterval(ratio, ratio, ratio, confidence)
+    diff = statistics.fmean(log_c) - statistics.fmean(log_b)
+    if var_c + var_b == 0:
+        return _log_interval(diff, 0.0, 1.0, confidence)
     df = (var_c + var_b) ** 2 / (var_c**2 / (len(log_c) - 1) + var_b**2 / (len(log_b) - 1))
-    half = t_quantile(0.5 + confidence / 2, df) * se
-    return RatioInterval(ratio, math.exp(diff - half), math.exp(diff + half), confidence)
+    return _log_interval(diff, var_c + var_b, df, confidence)
+
+
+def paired_ratio_interval(candidate: Sequence[float], reference: Sequence[float],
+                          confidence: float = 0.95) -> RatioInterval:
+    """Confidence interval of the candidate/reference ratio from PAIRED rounds (t on the log ratios).
+
+    Round i of each model is measured back to back, so a slowdown of the machine that lasts longer than
+    a round hits both and cancels in their ratio; what is left is the spread of the per-pair ratios.
+    The estimate is the geometric mean of the pair ratios with a t interval on n - 1 degrees of freedom.
+    """
+    if len(candidate) != len(reference):
+        raise ValueError(f"paired rounds need as many candidate as reference rounds ({len(candidate)} vs "
+                         f"{len(reference)})")
+    diffs = [c - r for c, r in zip(_logs(candidate, "paired_ratio_interval", PAIRED_MIN_ROUNDS),
+                                   _logs(reference, "paired_ratio_interval", PAIRED_MIN_ROUNDS))]
+    return _log_interval(statistics.fmean(diffs), statistics.variance(diffs) / len(diffs), len(diffs) - 1,
+                         confidence)
+
+
+def relative_spread(values: Sequence[float]) -> float:
+    """(max - min) / median of a set of round medians: the noise a run saw, 0 for identical rounds."""
+    if not values:
+        raise ValueError("spread of no values")
+    return (max(values) - min(values)) / statistics.median(values)

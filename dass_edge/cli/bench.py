@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,15 +12,19 @@ import typer
 
 from dass_edge.bench import gate
 from dass_edge.bench.measure import Settings
-from dass_edge.bench.service import BenchRequest, run_bench
+from dass_edge.bench.paired import run_paired
+from dass_edge.bench.service import BenchRequest, default_baseline, run_bench
 from dass_edge.cli.options import AllowDead, JsonFlag, emit
-from dass_edge.errors import DassEdgeError, RegressionError
+from dass_edge.errors import DassEdgeError, InconclusiveError, InputError, RegressionError
 
-EXIT_CODES = ("Exit codes: 0 measured, no regression; 10 regression (slower than the baseline beyond the "
-              "tolerance); 2 bad input (unknown device, missing file or baseline entry); 3 runtime or paramiko "
-              "not installed; 5 board error (unreachable, key or host key refused, agent failed or killed); "
-              "7 dead model (its output does not depend on its input; --allow-dead measures it anyway); "
-              "1 other errors.")
+EXIT_CODES = ("Exit codes: 0 measured, no regression (or a baseline bootstrapped); 10 regression (slower than the "
+              "reference beyond the tolerance); 11 inconclusive (too noisy to decide: the interval spans the "
+              "limit); 2 bad input (unknown device, missing file or baseline entry, an output path that cannot "
+              "be written); 3 runtime or paramiko not installed; 5 board error (unreachable, key or host key "
+              "refused, agent failed or killed); 7 dead model (its output does not depend on its input; "
+              "--allow-dead measures it anyway); 1 other errors.")
+PAIRED_ROUNDS = 10
+GATE_THREADS = 1  # pinned when gating: a runtime's default thread count follows the machine and its load
 
 _BOARD = "Board (SSH targets)"
 
@@ -30,13 +36,42 @@ def _human(result: dict[str, Any]) -> None:
                f"{where}): median {result['median_ms']:.4f} ms, p90 {result['p90_ms']:.4f} ms, "
                f"mean {result['mean_ms']:.4f} ± {result['std_ms']:.4f} ms over {result['count']} runs "
                f"in {result.get('rounds', 1)} round(s); first {result.get('first_ms') or 0:.3f} ms")
+    if "against" in result:
+        ref = result["against"]
+        typer.echo(f"reference {ref['model']}: median {ref['median_ms']:.4f} ms in the same, alternating rounds")
     if "ratio" in result:
-        verdict = "REGRESSION" if result["regression"] else "ok"
-        typer.echo(f"baseline {result['baseline_median_ms']:.4f} ms: ratio {result['ratio']:.3f} "
-                   f"(95% CI {result['ratio_ci_low']:.3f}-{result['ratio_ci_high']:.3f}, tolerance "
-                   f"{result['tolerance']:.0%}): {verdict}")
-    if "baseline_written" in result:
+        typer.echo(gate.describe(result))
+    if "against" in result and "baseline" in result:
+        stored = result["baseline"]
+        if stored is None:
+            typer.echo("  the baseline file has no entry for this model: nothing stored to show beside it")
+        for side in ("candidate", "reference") if stored else ():
+            verdict = stored[side]
+            typer.echo(f"  {side} vs the stored baseline {stored['median_ms']:.4f} ms: ratio {verdict['ratio']:.3f} "
+                       f"(95% CI {verdict['ratio_ci_low']:.3f}-{verdict['ratio_ci_high']:.3f})")
+    if result.get("decision") == "bootstrapped":
+        typer.echo(result["bootstrap_message"])
+    elif "baseline_written" in result:
         typer.echo(f"baseline written: {result['baseline_written']} [{result['model_key']}]")
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Fail in one line before measuring when ``path`` cannot be written: probe its nearest existing folder
+    with a temporary file (permission bits say little to root, on /proc or a read-only mount)."""
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a folder, not a file")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is not a folder")
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(f"{path} is read-only")
+    except OSError as exc:
+        raise InputError(f"{option} {path} cannot be written ({folder}: {exc.strerror or exc})") from None
 
 
 def bench(
@@ -47,17 +82,24 @@ def bench(
     runs: Annotated[int, typer.Option("--runs", help="Minimum timed runs per round.")] = 100,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed runs after the first inference.")] = 10,
     min_seconds: Annotated[float, typer.Option("--min-seconds", help="Minimum timed seconds per round.")] = 1.0,
-    rounds: Annotated[int | None, typer.Option("--rounds", help="Measurement rounds (default 5 with a "
-                                               "baseline, else 1); the gate compares round medians.")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="Runtime threads (default: the runtime's).")
-                       ] = None,
+    rounds: Annotated[int | None, typer.Option("--rounds", help=f"Measurement rounds (default "
+                                               f"{PAIRED_ROUNDS} with --against, 5 with a baseline, else 1); the "
+                                               "gate compares round medians and needs at least 2 (3 paired).")
+                      ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help=f"Runtime threads (default: {GATE_THREADS} "
+                                                "when gating, else the runtime's).")] = None,
     runtime: Annotated[str | None, typer.Option("--runtime", help="onnxruntime, openvino, litert, "
                                                 "tflite-runtime or torch (default: the file's format).")] = None,
     runtime_device: Annotated[str | None, typer.Option("--runtime-device", help="Device inside the runtime, "
                                                        "e.g. OpenVINO GPU or NPU, torch cuda (default: the "
                                                        "target's).")] = None,
+    against: Annotated[Path | None, typer.Option("--against", help="A reference model (file or checkpoint, "
+                                                 "e.g. the main branch's build) measured in the same run in "
+                                                 "alternating rounds; the verdict is on the paired ratio. Local "
+                                                 "targets only.")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="Baseline JSON to compare with, e.g. "
-                                                  "benchmarks/baselines/intel-cpu.json.")] = None,
+                                                  "benchmarks/baselines/intel-cpu.json (with --against: shown "
+                                                  "beside the paired verdict).")] = None,
     baseline_key: Annotated[str | None, typer.Option("--baseline-key", help="Entry in the baseline file "
                                                      "(default: the model's file name without extension).")
                             ] = None,
@@ -67,6 +109,10 @@ def bench(
     update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Write this measurement as the "
                                                   "baseline (to --baseline, or benchmarks/baselines/DEVICE.json)."
                                                   )] = False,
+    bootstrap_baseline: Annotated[bool, typer.Option("--bootstrap-baseline", help="With --baseline: when the "
+                                                     "file or its entry does not exist yet (a device's first CI "
+                                                     "run), write it from this run and pass, saying so, instead "
+                                                     "of exit 2.")] = False,
     junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Write a JUnit XML report.")] = None,
     results: Annotated[Path | None, typer.Option("--results", help="Append the result to this JSONL file.")
                        ] = None,
@@ -89,7 +135,8 @@ def bench(
     allow_dead: AllowDead = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Measure batch-1 latency of MODEL on DEVICE; with --baseline, fail (exit 10) on a regression.
+    """Measure batch-1 latency of MODEL on DEVICE; with --against or --baseline, fail (exit 10) on a
+    regression and refuse a verdict (exit 11) when the run was too noisy to decide.
 
     The device's target file says where: here (local), on an attached board over SSH (the agent is
     copied and run with the board's Python), or predicted.
@@ -99,19 +146,32 @@ def bench(
 
     A network whose output does not depend on its input (checkpoint health, export manifest, or a file run
     here on a few random inputs) is refused with exit 7 unless --allow-dead.
+
+    The gate: a regression when the 95% interval of the ratio is above 1 + --tolerance, a pass when it is
+    at or below, inconclusive when it spans the limit. --against measures a reference in the same run,
+    which cancels the machine's load; --baseline compares with round medians stored earlier.
     """
-    gated = baseline is not None or update_baseline
-    settings = Settings(warmup, runs, min_seconds, rounds or (5 if gated else 1), threads)
+    gated = baseline is not None or update_baseline or against is not None
+    default_rounds = PAIRED_ROUNDS if against is not None else 5 if gated else 1
+    settings = Settings(warmup, runs, min_seconds, rounds or default_rounds,
+                        threads or (GATE_THREADS if gated else None))
+    if bootstrap_baseline and baseline is None:
+        raise InputError("--bootstrap-baseline needs --baseline FILE (the file to create on the first run)")
+    for path, option in ((results, "--results"), (junit_xml, "--junit-xml"),
+                         (baseline or default_baseline(device) if update_baseline or bootstrap_baseline else None,
+                          "--update-baseline" if update_baseline else "--baseline")):
+        if path is not None:
+            _check_writable(path, option)
     request = BenchRequest(
         model=model, device=device, settings=settings, runtime=runtime, runtime_device=runtime_device,
         export_dir=export_dir,
         board={"board": board, "inventory": inventory, "host": host, "user": user, "port": port, "key": key,
                "python": python, "known_hosts": known_hosts, "run_timeout_s": remote_timeout},
         baseline=baseline, baseline_key=baseline_key, tolerance=tolerance, update_baseline=update_baseline,
-        allow_dead=allow_dead)
+        bootstrap_baseline=bootstrap_baseline, allow_dead=allow_dead, against=against)
     start = time.monotonic()
     try:
-        result = run_bench(request)
+        result = run_paired(request) if against is not None else run_bench(request)
     except DassEdgeError as exc:
         if junit_xml is not None:
             gate.write_junit(junit_xml, {"device": device, "model": model.stem}, time.monotonic() - start, str(exc))
@@ -122,10 +182,12 @@ def bench(
         from dass_edge.bench.results import append_result
         append_result(results, result)
     emit(result, as_json, _human)
-    if result.get("regression"):
-        raise RegressionError(f"{result['model_key']} on {device} is {result['ratio']:.2f}x its baseline "
-                              f"(95% CI from {result['ratio_ci_low']:.2f}x, tolerance {tolerance:.0%})")
-
+    decision = result.get("decision")
+    if decision == "regression":
+        raise RegressionError(f"{result['model_key']} on {device}: {gate.describe(result)}")
+    if decision == "inconclusive":
+        raise InconclusiveError(f"{result['model_key']} on {device} is too noisy to decide: {gate.describe(result)}; "
+                                "measure more --rounds, on a quieter machine, or with --against a reference")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,73 @@
+"""`bench CANDIDATE --against REFERENCE`: both models measured in one run, in alternating rounds.
+
+Why: a gate against a baseline stored days ago compares two runs that saw different machines (a busy
+neighbour, another thermal state), and on a shared runner that difference can be larger than the
+slowdown it looks for. Measured side by side, round i of the candidate and of the reference share
+whatever the machine was doing; their ratio cancels it (gate.compare_paired). A stored baseline, when
+given, is compared as well and reported next to the paired verdict, for both models: the reference's
+ratio to it shows how far today's machine is from the one that wrote it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from dass_edge.bench import gate
+from dass_edge.bench.measure import measure_pair, result_from_timing
+from dass_edge.bench.service import BenchRequest, model_key, resolve_model, runtime_for
+from dass_edge.bench.stats import PAIRED_MIN_ROUNDS
+from dass_edge.errors import InputError
+
+REFERENCE_FIELDS = ("model", "model_key", "runtime", "runtime_version", "median_ms", "min_ms", "p90_ms", "count",
+                    "first_ms", "round_medians_ms", "test_accuracy")
+
+
+def _check(request: BenchRequest, target) -> None:  # noqa: ANN001
+    if target.latency_source != "local":
+        raise InputError(f"--against measures both models on this machine in alternating rounds; {target.name} "
+                         f"is timed {'over SSH' if target.latency_source == 'ssh' else 'by prediction'}: gate it "
+                         "with --baseline instead")
+    if request.update_baseline:
+        raise InputError("--against compares two models in one run; write a baseline in a run without it")
+    if request.settings.rounds < PAIRED_MIN_ROUNDS:
+        raise InputError(f"--against needs at least {PAIRED_MIN_ROUNDS} rounds (pairs), not "
+                         f"--rounds {request.settings.rounds}")
+    if request.baseline is not None:
+        gate.check_baseline_file(request.baseline)
+
+
+def run_paired(request: BenchRequest) -> dict[str, Any]:
+    """Measure ``request.model`` and ``request.against`` in alternating rounds; the candidate's result dict
+    with the paired verdict, the reference under ``against`` and, with a baseline file, ``baseline``."""
+    from dass_edge.targets import get_target
+
+    if request.against is None:
+        raise InputError("run_paired needs a reference model (--against)")
+    target = get_target(request.device)
+    _check(request, target)
+    models = [resolve_model(request, target),
+              resolve_model(replace(request, model=request.against, baseline_key=None), target)]
+    runtimes = [runtime_for(request, target, m.path) for m in models]
+    raws = measure_pair(models[0].path, models[1].path, request.settings, (runtimes[0], runtimes[1]),
+                        request.runtime_device or target.runtime_device)
+    results = []
+    for model, raw, key in zip(models, raws, (request.baseline_key, None)):
+        result = result_from_timing(raw, device=target.name, latency_source=target.latency_source,
+                                    settings=request.settings, model=str(model.path))
+        result["test_accuracy"] = model.test_accuracy
+        result["model_key"] = model_key(replace(request, baseline_key=key), target, model, result["runtime"])
+        if model.dead:
+            result["dead"] = True  # measured only because allow_dead said so
+        results.append(result)
+    candidate, reference = results
+    candidate["against"] = {k: reference[k] for k in REFERENCE_FIELDS if k in reference}
+    candidate.update(gate.compare_paired(candidate["round_medians_ms"], reference["round_medians_ms"],
+                                         reference["median_ms"], request.tolerance).to_dict())
+    if request.baseline is not None:
+        entry = gate.find_entry(request.baseline, candidate["model_key"])
+        candidate["baseline"] = None if entry is None else {
+            "file": str(request.baseline), "median_ms": entry["median_ms"],
+            "candidate": gate.compare(candidate, entry, request.tolerance).to_dict(),
+            "reference": gate.compare(reference, entry, request.tolerance).to_dict()}
+    return candidate
