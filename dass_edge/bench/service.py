@@ -70,7 +70,7 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) and data.get("files") else {}
 
 
-def _manifest_of(model: Path) -> dict[str, Any]:
+def manifest_of(model: Path) -> dict[str, Any]:
     """The export manifest beside an exported file ({} when there is none): its model name and accuracy."""
     manifest = _read_manifest(model.parent)
     return manifest if model.name in manifest.get("files", ()) else {}
@@ -106,7 +106,7 @@ def resolve_model(request: BenchRequest, target) -> ResolvedModel:  # noqa: ANN0
     path = _checked_path(request.model)
     ckpt = _load_checkpoint(path) if path.suffix.lower() in (".pt", ".pth") else None
     if ckpt is None:
-        manifest = _manifest_of(path)
+        manifest = manifest_of(path)
         health = file_alive(path, manifest, runtime_for(request, target, path), request.allow_dead)
         return ResolvedModel(path, manifest.get("model") or path.stem, manifest.get("test_accuracy"), None,
                              dead=health is not None and not health.input_dependent)
@@ -139,7 +139,7 @@ def _dead_before_prediction(request: BenchRequest) -> bool:
     ckpt = _load_checkpoint(path) if path.suffix.lower() in (".pt", ".pth") else None
     if ckpt is not None:
         return not checkpoint_alive(ckpt, path.stem, request.allow_dead).input_dependent
-    health = file_alive(path, _manifest_of(path), None, request.allow_dead)
+    health = file_alive(path, manifest_of(path), None, request.allow_dead)
     return health is not None and not health.input_dependent
 
 

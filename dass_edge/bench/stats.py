@@ -22,6 +22,7 @@ class Summary:
     count: int
     median_ms: float
     mean_ms: float
+    p10_ms: float
     p90_ms: float
     p99_ms: float
     min_ms: float
@@ -64,6 +65,7 @@ def summarize_ns(samples_ns: Sequence[int]) -> Summary:
         count=len(ms),
         median_ms=statistics.median(ms),
         mean_ms=statistics.fmean(ms),
+        p10_ms=percentile(ms, 10),
         p90_ms=percentile(ms, 90),
         p99_ms=percentile(ms, 99),
         min_ms=min(ms),

@@ -115,9 +115,9 @@ class _Lookup:
         return None
 
     def manifest(self, model: Path | None) -> dict[str, Any]:
-        from dass_edge.bench.service import _manifest_of
+        from dass_edge.bench.service import manifest_of
 
-        return _manifest_of(model) if model is not None and model.suffix not in CHECKPOINT_SUFFIXES else {}
+        return manifest_of(model) if model is not None and model.suffix not in CHECKPOINT_SUFFIXES else {}
 
     def summary(self, path: Path | None) -> dict[str, Any]:
         if path is None or path.suffix not in CHECKPOINT_SUFFIXES:
