@@ -27,7 +27,7 @@ from dass_edge.bench.remote import measure_remote
 from dass_edge.bench.results import read_results
 from dass_edge.cli.app import app
 from dass_edge.errors import InputError, RemoteError
-from dass_edge.report.pareto import point_from_result
+from dass_edge.report.points import load_results
 from dass_edge.search import sparse
 from dass_edge.targets import get_target
 
@@ -162,4 +162,7 @@ def test_inventory_emulated_field_and_pareto(tmp_path):
     with pytest.raises(InputError, match="emulated must be true or false"):
         load_inventory(inventory)
     entry = {"device": "jetson-tx2", "model": "m.onnx", "median_ms": 3.0, "test_accuracy": 0.5}
-    assert point_from_result(entry) is not None and point_from_result({**entry, "emulated": True}) is None
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([entry, {**entry, "model": "e.onnx", "emulated": True}]))
+    loaded = load_results([results])
+    assert [p.label for p in loaded.points] == ["m"] and loaded.emulated == 1
