@@ -148,6 +148,8 @@ CASES: dict[str, Case] = {
     "bench-board-config-bad-port": (lambda f, t: (["bench", *_board(f, '[boards.jetson-tx2]\nhost = "h"\n'
                                                                       'port = "ssh"\n')], {}), BAD,
                                     "port must be a number"),
+    "bench-board-config-host-not-a-string": (lambda f, t: (["bench", *_board(f, '[boards.jetson-tx2]\nhost = 5\n')],
+                                                           {}), BAD, "host must be a string"),
     "bench-missing-inventory": (lambda f, t: (["bench", str(_relu_onnx(f)), "--device", "jetson-tx2",
                                                "--inventory", "nothere.toml"], {}), BAD,
                                 "inventory nothere.toml does not exist"),

@@ -22,7 +22,7 @@ EXIT_CODES = ("Exit codes: 0 measured, no regression (or a baseline bootstrapped
               "limit); 2 bad input (unknown device, missing file or baseline entry, an output path that cannot "
               "be written); 3 runtime or paramiko not installed; 5 board error (unreachable, key or host key "
               "refused, agent failed or killed); 7 dead model (its output does not depend on its input; "
-              "--allow-dead measures it anyway); 1 other errors.")
+              "--allow-dead measures it anyway); 8 the operating system refused a file operation; 1 other errors.")
 PAIRED_ROUNDS = 10
 GATE_THREADS = 1  # pinned when gating: a runtime's default thread count follows the machine and its load
 
