@@ -57,3 +57,9 @@ class DeadModelError(DassEdgeError):
     constant): exporting, validating or timing it would report numbers about a constant."""
 
     exit_code = 7
+
+
+class DistributedError(DassEdgeError):
+    """A torchrun job lost a peer: a rank crashed, hung past the process-group timeout or became unreachable."""
+
+    exit_code = 8

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dass_edge import checkpoint as ckpt_io
+from dass_edge import distributed
 from dass_edge import health as health_check
 from dass_edge.checkpoint import Checkpoint
 from dass_edge.data.datasets import Dataset, load_dataset, search_split
@@ -63,41 +64,51 @@ def _settings(preset: Preset, seed: int, **extra: Any) -> dict[str, Any]:
 
 
 def run_search(choice: DataChoice, preset: Preset, sparsity: float, out: Path, seed: int = 0,
-               resume: bool = True) -> Path:
+               resume: bool = True, device: str = "auto", amp: bool = False) -> Path:
     """DASS steps 1-2 on the supernet -> ``out/search.pt`` (genotype + pruned supernet).
 
     After each step a checkpoint is written (``search-pretrain.pt``, then ``search.pt``); with ``resume``
     a finished pretrain checkpoint for the same settings is picked up instead of being recomputed.
+    Under torchrun every rank runs this (dass_edge.distributed); rank 0 decides on resuming and writes.
     """
     check_sparsity(sparsity)
+    target = distributed.init(device)
     seed_everything(seed)
-    data = choice.load(preset)
+    data = choice.load(preset).to(target)
     c, h, _ = data.input_shape
     spec = ModelSpec("supernet", len(data.classes), c, h, "search", preset.search_cells, preset.search_channels)
-    settings = _settings(preset, seed, sparsity=sparsity)
+    settings = _settings(preset, seed, sparsity=sparsity, amp=amp)
     train, val = search_split(data.x_train, data.y_train)
     pre_path = out / "search-pretrain.pt"
     common = dict(classes=data.classes, data=_data_facts(data, choice), settings=settings)
 
-    if resume and pre_path.is_file() and ckpt_io.load(pre_path).settings == settings:
+    pre = distributed.from_main(lambda: _finished(pre_path, settings) if resume else None)
+    if pre is not None:
         log.info("resuming from %s", pre_path)
-        pre = ckpt_io.load(pre_path)
-        net = pre.build()
+        net = pre.build().to(target)
         results = pre.results
     else:
-        net = build_model(spec)
+        net = build_model(spec).to(target)
         assert isinstance(net, SearchNetwork)
-        results = [asdict(algorithm.pretrain(net, train, val, preset.search_steps()[0], seed))]
+        results = [asdict(algorithm.pretrain(net, train, val, preset.search_steps()[0], seed, amp))]
         ckpt_io.save(ckpt_io.from_model(net, _with_genotype(spec, net), 0.0, "pretrain", results=results,
                                         **common), pre_path)
     assert isinstance(net, SearchNetwork)
     results = results + [asdict(algorithm.prune(net, train, val, preset.search_steps()[1], sparsity, seed,
-                                                 preset.allocation))]
+                                                 preset.allocation, amp))]
     accuracy = algorithm.evaluate(net, data.x_test, data.y_test)
     path = ckpt_io.save(ckpt_io.from_model(net, _with_genotype(spec, net), sparsity, "prune", results=results,
                                            test_accuracy=accuracy, **common), out / "search.pt")
     log.info("search done: genotype %s, supernet test accuracy %.4f", net.genotype().to_json(), accuracy)
     return path
+
+
+def _finished(path: Path, settings: dict[str, Any]) -> Checkpoint | None:
+    """The checkpoint at ``path`` when it exists and was made with ``settings``, else None."""
+    if not path.is_file():
+        return None
+    checkpoint = ckpt_io.load(path)
+    return checkpoint if checkpoint.settings == settings else None
 
 
 def _with_genotype(spec: ModelSpec, net: SearchNetwork) -> ModelSpec:
@@ -123,7 +134,7 @@ def resolve_arch(arch: str) -> tuple[str, Genotype | None, Checkpoint | None]:
 
 
 def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, out: Path,
-              variant: str | None = None, seed: int = 0) -> Path:
+              variant: str | None = None, seed: int = 0, device: str = "auto", amp: bool = False) -> Path:
     """Step 3 for a DASS genotype or HYDRA pruning of a baseline -> ``out/<name>.pt``.
 
     Given a search checkpoint and no variant, the genotype's ops inherit the supernet's pruned weights and
@@ -131,9 +142,10 @@ def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, ou
     trained dense, pruned by scores and fine-tuned (the paper's retraining of transferred cells).
     """
     check_sparsity(sparsity)
+    target = distributed.init(device)
     seed_everything(seed)
     name, genotype, search = resolve_arch(arch)
-    data = choice.load(preset)
+    data = choice.load(preset).to(target)
     c, h, _ = data.input_shape
     spec = ModelSpec(name, len(data.classes), c, h, "custom", preset.train_cells, preset.train_channels,
                      preset.width_of(name) if name not in CELL_ARCHS else 1.0, genotype)
@@ -146,21 +158,22 @@ def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, ou
                              "pass --variant to retrain at another sparsity")
         supernet = search.build()
         assert isinstance(supernet, SearchNetwork) and genotype is not None
-        model = algorithm.inherit(supernet, genotype)
+        model = algorithm.inherit(supernet, genotype).to(target)
         algorithm.recalibrate_bn(model, data.x_train, preset.finetune.batch_size, seed)
         spec = replace(spec, variant="search", cells=supernet.config["layers"], channels=supernet.config["c"])
     else:
-        model = build_model(spec)
-        results.append(asdict(algorithm.pretrain(model, (data.x_train, data.y_train), None, preset.pretrain, seed)))
+        model = build_model(spec).to(target)
+        results.append(asdict(algorithm.pretrain(model, (data.x_train, data.y_train), None, preset.pretrain, seed,
+                                                 amp)))
         results.append(asdict(algorithm.prune(model, (data.x_train, data.y_train), None, preset.prune, sparsity,
-                                              seed, preset.allocation)))
-    results.append(asdict(algorithm.finetune(model, (data.x_train, data.y_train), preset.finetune, seed)))
+                                              seed, preset.allocation, amp)))
+    results.append(asdict(algorithm.finetune(model, (data.x_train, data.y_train), preset.finetune, seed, amp)))
     accuracy = algorithm.evaluate(model, data.x_test, data.y_test)
     file_name = f"{name}-{spec.variant}-{round(sparsity * 1000) / 10:g}.pt"
     health = _assess(model, data, file_name)
     checkpoint = ckpt_io.from_model(model, spec, sparsity, "finetune", classes=data.classes,
                                     data=_data_facts(data, choice),
-                                    settings=_settings(preset, seed, sparsity=sparsity, arch=arch),
+                                    settings=_settings(preset, seed, sparsity=sparsity, arch=arch, amp=amp),
                                     results=results, test_accuracy=accuracy, health=health.to_dict())
     log.info("%s: test accuracy %.4f, %d/%d non-zero", file_name, accuracy, *reversed(sparse.count_params(model)))
     return ckpt_io.save(checkpoint, out / file_name)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from dass_edge.cli.options import (Allocation, BatchSize, Data, DataDir, Epochs, JsonFlag, OutDir, Preset, Seed,
-                                   Sparsity, emit)
+from dass_edge.cli.options import (Allocation, Amp, BatchSize, Data, DataDir, Device, Epochs, JsonFlag, OutDir,
+                                   Preset, Seed, Sparsity, emit)
 
 if TYPE_CHECKING:
     from dass_edge.search.presets import Preset as Schedule
@@ -26,6 +26,14 @@ def _print_summary(result: dict[str, Any]) -> None:
     if "genotype" in result:
         console.print(f"genotype: {result['genotype']}")
     console.print(f"checkpoint: {result['checkpoint']}")
+
+
+def _report(path: Path, as_json: bool) -> None:
+    """The checkpoint's summary on stdout, once: under torchrun from rank 0 (the rank that wrote it)."""
+    from dass_edge import checkpoint, distributed
+
+    if distributed.is_main():
+        emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
 
 
 def _schedule(preset: str, epochs: str | None, batch_size: str | None, allocation: str | None) -> Schedule:
@@ -49,19 +57,22 @@ def search(
     batch_size: BatchSize = None,
     allocation: Allocation = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore a finished pretrain step in --out.")] = False,
+    device: Device = "auto",
+    amp: Amp = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Search a sparse architecture with DASS: pretrain the supernet, then learn the pruning masks and alphas.
 
     Writes OUT/search.pt (pruned supernet + genotype); a finished pretrain step (OUT/search-pretrain.pt) with
     the same settings is reused unless --fresh. Fine-tune the result with `dass-edge train --arch dass:OUT/search.pt`.
+    Data-parallel on several processes or machines: `torchrun --nproc_per_node N -m dass_edge search ...`.
     """
-    from dass_edge import checkpoint
     from dass_edge.workflows import DataChoice, run_search
 
     path = run_search(DataChoice(data, str(data_dir) if data_dir else None),
-                      _schedule(preset, epochs, batch_size, allocation), sparsity, out, seed, resume=not fresh)
-    emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
+                      _schedule(preset, epochs, batch_size, allocation), sparsity, out, seed, resume=not fresh,
+                      device=device, amp=amp)
+    _report(path, as_json)
 
 
 def train(
@@ -81,19 +92,21 @@ def train(
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     allocation: Allocation = None,
+    device: Device = "auto",
+    amp: Amp = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune a sparse network (DASS step 3), or train and prune a baseline with HYDRA.
 
     A search checkpoint without --variant fine-tunes the genotype with the supernet's inherited weights and
     masks. Anything else is built at its size and trained dense, pruned by learned scores, then fine-tuned.
+    Data-parallel on several processes or machines: `torchrun --nproc_per_node N -m dass_edge train ...`.
     """
-    from dass_edge import checkpoint
     from dass_edge.workflows import DataChoice, run_train
 
     path = run_train(arch, DataChoice(data, str(data_dir) if data_dir else None),
-                     _schedule(preset, epochs, batch_size, allocation), sparsity, out, variant, seed)
-    emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
+                     _schedule(preset, epochs, batch_size, allocation), sparsity, out, variant, seed, device, amp)
+    _report(path, as_json)
 
 
 def register(app: typer.Typer) -> None:
