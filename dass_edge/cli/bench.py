@@ -29,6 +29,11 @@ def _human(result: dict[str, Any]) -> None:
                f"{where}): median {result['median_ms']:.4f} ms, p90 {result['p90_ms']:.4f} ms, "
                f"mean {result['mean_ms']:.4f} ± {result['std_ms']:.4f} ms over {result['count']} runs "
                f"in {result.get('rounds', 1)} round(s); first {result.get('first_ms') or 0:.3f} ms")
+    if "device_compute" in result:
+        compute = result["device_compute"]
+        typer.echo(f"on {', '.join(result.get('providers') or [result['runtime_device']])}: host to host (copies "
+                   f"inside) as above; device compute (input already on the device) median "
+                   f"{compute['median_ms']:.4f} ms, p90 {compute['p90_ms']:.4f} ms")
     if "ratio" in result:
         verdict = "REGRESSION" if result["regression"] else "ok"
         typer.echo(f"baseline {result['baseline_median_ms']:.4f} ms: ratio {result['ratio']:.3f} "
@@ -52,9 +57,11 @@ def bench(
                        ] = None,
     runtime: Annotated[str | None, typer.Option("--runtime", help="onnxruntime, openvino, litert, "
                                                 "tflite-runtime or torch (default: the file's format).")] = None,
-    runtime_device: Annotated[str | None, typer.Option("--runtime-device", help="Device inside the runtime, "
-                                                       "e.g. OpenVINO GPU or NPU, torch cuda (default: the "
-                                                       "target's).")] = None,
+    runtime_device: Annotated[str | None, typer.Option("--runtime-device", help="Device inside the runtime: "
+                                                       "CUDA, TensorRT or CPU for onnxruntime, cuda or cpu for "
+                                                       "torch, GPU/NPU/MYRIAD for OpenVINO (default: the "
+                                                       "target's; jetson-tx2 and cuda-gpu: the GPU). A GPU asked "
+                                                       "for and missing is an error, never a CPU run.")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="Baseline JSON to compare with, e.g. "
                                                   "benchmarks/baselines/intel-cpu.json.")] = None,
     baseline_key: Annotated[str | None, typer.Option("--baseline-key", help="Entry in the baseline file "
