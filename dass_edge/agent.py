@@ -7,9 +7,11 @@ no f-strings with '=', no walrus, no dataclasses, no postponed annotations. The 
 (dass_edge.bench.measure) imports ``time_rounds`` from here so that host and board time the same way.
 
 Usage: python agent.py MODEL [--runtime auto|onnxruntime|tflite|openvino|torch] [--threads N]
-       [--device CPU] [--warmup N] [--runs N] [--min-seconds S] [--rounds N]
+       [--device CPU|CUDA|TensorRT|cuda|MYRIAD...] [--warmup N] [--runs N] [--min-seconds S] [--rounds N]
 Output: one JSON object on stdout: raw per-run latencies in ns (per round), first-inference time, the
-runtime and the environment; or {"error": "..."} with exit status 1.
+runtime, the device or execution providers that really ran, and the environment; on a GPU also the
+device-compute latencies (device_rounds_ns); or {"error": "..."} with exit status 1. A GPU asked for and
+missing is such an error: there is no silent fallback to the CPU.
 """
 
 import argparse
@@ -99,22 +101,72 @@ def fixed_input(shape, dtype):
     return rng.standard_normal(shape).astype(dtype)
 
 
+# --runtime-device for ONNX Runtime -> its execution provider (case-insensitive; GPU means CUDA)
+ORT_PROVIDERS = {"CPU": "CPUExecutionProvider", "CUDA": "CUDAExecutionProvider", "GPU": "CUDAExecutionProvider",
+                 "TENSORRT": "TensorrtExecutionProvider", "TRT": "TensorrtExecutionProvider"}
+
+
+def ort_provider(ort, device):
+    """The execution provider asked for, checked against the ones this onnxruntime build has."""
+    wanted = ORT_PROVIDERS.get((device or "CPU").upper())
+    if wanted is None:
+        raise AgentError("unknown onnxruntime device %s; known: CPU, CUDA, TensorRT" % device)
+    available = ort.get_available_providers()
+    if wanted not in available:
+        raise AgentError("onnxruntime %s here has no %s (it has %s); install a GPU build (onnxruntime-gpu) or pass "
+                         "--runtime-device CPU" % (ort.__version__, wanted, ", ".join(available)))
+    return wanted
+
+
+def check_ran(ort, session, wanted):
+    """ONNX Runtime falls back to the CPU when a GPU provider's libraries fail to load: refuse that."""
+    ran = session.get_providers()
+    if not ran or ran[0] != wanted:
+        raise AgentError("asked for %s but onnxruntime %s ran %s (are its CUDA/TensorRT libraries installed?)"
+                         % (wanted, ort.__version__, ", ".join(ran) or "nothing"))
+    return ran
+
+
 def _onnxruntime(path, threads, device):
     import numpy as np
     import onnxruntime as ort
+    wanted = ort_provider(ort, device)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    providers = [device] if device and device != "CPU" else ["CPUExecutionProvider"]
-    session = ort.InferenceSession(path, options, providers=providers)
+    session = ort.InferenceSession(path, options, providers=[wanted])
+    ran = check_ran(ort, session, wanted)
     info = session.get_inputs()[0]
     dtype = np.float16 if "float16" in info.type else np.float32
     name = info.name
 
-    def run(x):
+    def run(x):  # numpy in, numpy out: host-device copies inside on a GPU provider
         return session.run(None, {name: x})[0]
-    return run, _shape(info.shape), dtype, ort.__version__, session.get_providers()[0]
+    loaded = {"run": run, "shape": _shape(info.shape), "dtype": dtype, "version": ort.__version__,
+              "device": ran[0], "providers": ran}
+    if wanted != "CPUExecutionProvider":
+        loaded["on_device"] = ort_on_device(ort, session, name)
+    return loaded
+
+
+def ort_on_device(ort, session, name):
+    """(stage, compute) for the device-compute timing: the input bound once in GPU memory, the output left
+    there; Run returns after ONNX Runtime synchronised its CUDA stream."""
+    output = session.get_outputs()[0].name
+
+    def stage(x):
+        value = ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+        binding = session.io_binding()
+        binding.bind_ortvalue_input(name, value)
+        binding.bind_output(output, "cuda", 0)
+        return binding, value  # the OrtValue must outlive the binding
+
+    def compute(staged):
+        session.run_with_iobinding(staged[0])
+        if hasattr(staged[0], "synchronize_outputs"):
+            staged[0].synchronize_outputs()
+    return stage, compute
 
 
 def _import_tflite(prefer_litert):
@@ -143,7 +195,8 @@ def _tflite(path, threads, device, prefer_litert=True):
         interpreter.invoke()
         return interpreter.get_tensor(out["index"])
     name = "litert" if package == "ai_edge_litert" else "tflite-runtime"
-    return run, _shape(list(inp["shape"])), inp["dtype"], getattr(module, "__version__", "?"), "CPU", name
+    return {"run": run, "shape": _shape(list(inp["shape"])), "dtype": inp["dtype"],
+            "version": getattr(module, "__version__", "?"), "device": "CPU", "runtime": name}
 
 
 def openvino_config(threads, fp32=True):
@@ -178,7 +231,7 @@ def _openvino(path, threads, device):
         request.infer({0: x})
         return request.get_output_tensor(0).data
     shape = _shape([d.get_length() if d.is_static else -1 for d in port.get_partial_shape()])
-    return run, shape, np.float32, get_version(), device
+    return {"run": run, "shape": shape, "dtype": np.float32, "version": get_version(), "device": device}
 
 
 def _openvino_legacy(path, threads, device):
@@ -194,7 +247,7 @@ def _openvino_legacy(path, threads, device):
 
     def run(x):
         return next(iter(executable.infer({name: x}).values()))
-    return run, _shape(shape), np.float32, get_version(), device
+    return {"run": run, "shape": _shape(shape), "dtype": np.float32, "version": get_version(), "device": device}
 
 
 def _torch(path, threads, device):
@@ -202,16 +255,27 @@ def _torch(path, threads, device):
     import torch
     if threads:
         torch.set_num_threads(threads)
-    device = device or "cpu"
+    device = (device or "cpu").lower()
+    cuda = device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        raise AgentError("torch %s here has no CUDA device; pass --runtime-device cpu" % torch.__version__)
     model = torch.jit.load(path, map_location=device).eval()
 
-    def run(x):
+    def run(x):  # numpy in, numpy out: host-device copies inside on a GPU
         with torch.no_grad():  # inference_mode is missing from the older torch builds boards carry
-            y = model(torch.from_numpy(x).to(device))
-            if y.is_cuda:
-                torch.cuda.synchronize()
-            return y
-    return run, None, np.float32, torch.__version__, device  # TorchScript keeps no input shape
+            return model(torch.from_numpy(x).to(device)).cpu().numpy()
+    loaded = {"run": run, "shape": None, "dtype": np.float32, "version": torch.__version__,  # TorchScript keeps
+              "device": device}  # no input shape
+    if cuda:
+        def stage(x):
+            return torch.from_numpy(x).to(device)
+
+        def compute(x_on_device):
+            with torch.no_grad():
+                model(x_on_device)
+            torch.cuda.synchronize()  # kernels are asynchronous: wait before the clock is read
+        loaded["on_device"] = (stage, compute)
+    return loaded
 
 
 LOADERS = {"onnxruntime": _onnxruntime, "litert": _tflite, "openvino": _openvino, "torch": _torch,
@@ -236,20 +300,33 @@ def measure(path, runtime="auto", threads=0, device="", warmup=10, runs=100, min
         raise AgentError("unknown runtime %s; known: %s" % (runtime, ", ".join(sorted(LOADERS))))
     try:
         loaded = LOADERS[runtime](path, threads, device)
-        run, model_shape, dtype, version, used_device = loaded[:5]
-        runtime = loaded[5] if len(loaded) > 5 else runtime  # which TFLite interpreter was found
     except ImportError as exc:
         raise AgentError("runtime %s is not installed on this board (%s)" % (runtime, exc))
-    shape = input_shape or model_shape
+    runtime = loaded.get("runtime", runtime)  # which TFLite interpreter was found
+    shape = input_shape or loaded["shape"]
     if not shape:
         raise AgentError("the %s model does not record its input shape; pass --input-shape" % runtime)
-    x = fixed_input(list(shape), dtype)
-    timing = time_rounds(run, x, warmup, runs, min_seconds, rounds)
+    x = fixed_input(list(shape), loaded["dtype"])
     result = {"agent_version": AGENT_VERSION, "model": os.path.basename(path), "runtime": runtime,
-              "runtime_version": str(version), "runtime_device": used_device, "threads": threads or None,
-              "input_shape": list(x.shape), "warmup": warmup, "env": environment()}
-    result.update(timing)
+              "runtime_version": str(loaded["version"]), "runtime_device": loaded["device"],
+              "threads": threads or None, "input_shape": list(x.shape), "warmup": warmup, "env": environment()}
+    if "providers" in loaded:
+        result["providers"] = loaded["providers"]  # what really ran, in ONNX Runtime's order
+    result.update(time_rounds(loaded["run"], x, warmup, runs, min_seconds, rounds))
+    result.update(time_on_device(loaded.get("on_device"), x, warmup, runs, min_seconds, rounds))
     return result
+
+
+def time_on_device(on_device, x, warmup, min_runs, min_seconds, rounds=1):
+    """On a GPU, the second figure (trtexec's "GPU compute" beside its end-to-end latency): the input staged
+    in device memory once, the output left there, the clock read after the device finished. ``rounds_ns``
+    (from time_rounds on the plain call) is host to host, input and output copies inside."""
+    if on_device is None:
+        return {"timed_region": "host-to-host"}
+    stage, compute = on_device
+    timing = time_rounds(compute, stage(x), warmup, min_runs, min_seconds, rounds)
+    return {"timed_region": "host-to-host", "device_first_ns": timing["first_ns"],
+            "device_rounds_ns": timing["rounds_ns"]}
 
 
 def _parse_shape(text):
@@ -261,7 +338,8 @@ def _parser():
     parser.add_argument("model")
     parser.add_argument("--runtime", default="auto", choices=["auto"] + sorted(LOADERS) + sorted(ALIASES))
     parser.add_argument("--threads", type=int, default=0, help="0: the runtime's default")
-    parser.add_argument("--device", default="", help="runtime device, e.g. CPU, GPU, MYRIAD, cuda")
+    parser.add_argument("--device", default="", help="runtime device, e.g. CPU, MYRIAD (OpenVINO), CUDA or "
+                        "TensorRT (onnxruntime execution providers), cuda (torch)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--runs", type=int, default=100, help="minimum timed runs per round")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="minimum timed seconds per round")

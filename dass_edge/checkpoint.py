@@ -4,7 +4,8 @@ A checkpoint is a torch file holding only tensors and plain values (``torch.load
 the model spec (architecture, variant, genotype, input shape), the state dict including masks, sparsity,
 the last completed step, data-set facts (classes, normalisation), settings and results, and the
 network's health (``dass_edge.health.Health.to_dict()``: does its output depend on its input), which
-checkpoints written before it existed lack (None).
+checkpoints written before it existed lack (None). Tensors are stored on the CPU and read back onto it, so a
+checkpoint trained on a GPU loads on a machine without one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dass_edge import distributed
 from dass_edge.errors import InputError
 from dass_edge.search import sparse
 from dass_edge.search.models import ModelSpec, build_model
@@ -80,8 +82,13 @@ def from_model(model: nn.Module, spec: ModelSpec, sparsity: float, step: str, **
 
 
 def save(checkpoint: Checkpoint, path: str | os.PathLike) -> Path:
-    """Write to a temporary file beside ``path``, then rename: a crash never leaves half a checkpoint."""
+    """Write to a temporary file beside ``path``, then rename: a crash never leaves half a checkpoint.
+
+    Under torchrun only rank 0 writes (every rank holds the same network); the others return the path.
+    """
     path = Path(path)
+    if not distributed.is_main():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

@@ -78,3 +78,9 @@ class InconclusiveError(DassEdgeError):
     because the run was too noisy; reported on its own rather than passed (or failed) silently."""
 
     exit_code = 11
+
+
+class DistributedError(DassEdgeError):
+    """A torchrun job lost a peer: a rank crashed, hung past the process-group timeout or became unreachable."""
+
+    exit_code = 9

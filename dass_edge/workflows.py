@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dass_edge import checkpoint as ckpt_io
+from dass_edge import distributed
 from dass_edge import health as health_check
 from dass_edge.checkpoint import Checkpoint
 from dass_edge.data.datasets import Dataset, load_dataset, search_split
@@ -67,27 +68,30 @@ def _settings(preset: Preset, seed: int, **extra: Any) -> dict[str, Any]:
 
 
 def run_search(choice: DataChoice, preset: Preset, sparsity: float, out: Path, seed: int = 0,
-               resume: bool = True, on_start: Callable[[], None] | None = None) -> Path:
+               resume: bool = True, on_start: Callable[[], None] | None = None, device: str = "auto",
+               amp: bool = False) -> Path:
     """DASS steps 1-2 on the supernet -> ``out/search.pt`` (genotype + pruned supernet).
 
     After each step a checkpoint is written (``search-pretrain.pt``, then ``search.pt``); with ``resume``
     a finished pretrain checkpoint for the same settings is picked up instead of being recomputed. ``out``
     is checked for writing before any training; ``on_start`` is called once the inputs are valid, just
-    before the first step.
+    before the first step. Under torchrun every rank runs this (dass_edge.distributed); rank 0 decides on
+    resuming and writes.
     """
     check_sparsity(sparsity)
     with output_folder(out):
+        target = distributed.init(device)
         seed_everything(seed)
-        data = choice.load(preset)
+        data = choice.load(preset).to(target)
         c, h, _ = data.input_shape
         spec = ModelSpec("supernet", len(data.classes), c, h, "search", preset.search_cells, preset.search_channels)
-        settings = _settings(preset, seed, sparsity=sparsity)
+        settings = _settings(preset, seed, sparsity=sparsity, amp=amp)
         train, val = search_split(data.x_train, data.y_train)
         pre_path = out / "search-pretrain.pt"
         common = dict(classes=data.classes, data=_data_facts(data, choice), settings=settings)
         pre_cfg, prune_cfg = preset.search_steps()
 
-        pre = _resumable(pre_path, settings) if resume else None
+        pre = distributed.from_main(lambda: _resumable(pre_path, settings) if resume else None)
         plan = [PlannedStep.of("prune", prune_cfg, len(train[0]))]
         if pre is None:
             plan.insert(0, PlannedStep.of("pretrain", pre_cfg, len(train[0])))
@@ -96,17 +100,17 @@ def run_search(choice: DataChoice, preset: Preset, sparsity: float, out: Path, s
         with algorithm.observe(RunEstimate(plan)):
             if pre is not None:
                 log.info("resuming from %s", pre_path)
-                net = pre.build()
+                net = pre.build().to(target)
                 results = pre.results
             else:
-                net = build_model(spec)
+                net = build_model(spec).to(target)
                 assert isinstance(net, SearchNetwork)
-                results = [asdict(algorithm.pretrain(net, train, val, pre_cfg, seed))]
+                results = [asdict(algorithm.pretrain(net, train, val, pre_cfg, seed, amp))]
                 ckpt_io.save(ckpt_io.from_model(net, _with_genotype(spec, net), 0.0, "pretrain", results=results,
                                                 **common), pre_path)
             assert isinstance(net, SearchNetwork)
             results = results + [asdict(algorithm.prune(net, train, val, prune_cfg, sparsity, seed,
-                                                         preset.allocation))]
+                                                         preset.allocation, amp))]
         accuracy = algorithm.evaluate(net, data.x_test, data.y_test)
         path = ckpt_io.save(ckpt_io.from_model(net, _with_genotype(spec, net), sparsity, "prune", results=results,
                                                test_accuracy=accuracy, **common), out / "search.pt")
@@ -149,7 +153,7 @@ def resolve_arch(arch: str) -> tuple[str, Genotype | None, Checkpoint | None]:
 
 def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, out: Path,
               variant: str | None = None, seed: int = 0, resume: bool = True,
-              on_start: Callable[[], None] | None = None) -> Path:
+              on_start: Callable[[], None] | None = None, device: str = "auto", amp: bool = False) -> Path:
     """Step 3 for a DASS genotype or HYDRA pruning of a baseline -> ``out/<name>.pt``.
 
     Given a search checkpoint and no variant, the genotype's ops inherit the supernet's pruned weights and
@@ -160,31 +164,34 @@ def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, ou
     """
     check_sparsity(sparsity)
     with output_folder(out):
+        target = distributed.init(device)
         seed_everything(seed)
         name, genotype, search = resolve_arch(arch)
-        data = choice.load(preset)
+        data = choice.load(preset).to(target)
         spec = _train_spec(name, genotype, search, data, preset, variant, sparsity)
         inherited = spec.variant == "search"
         stem = f"{name}-{spec.variant}-{round(sparsity * 1000) / 10:g}"
-        settings = _settings(preset, seed, sparsity=sparsity, arch=arch)
+        settings = _settings(preset, seed, sparsity=sparsity, arch=arch, amp=amp)
         common = dict(classes=data.classes, data=_data_facts(data, choice), settings=settings)
         train = (data.x_train, data.y_train)
 
         if inherited:
-            model, results = _inherited(search, genotype, data, preset, seed), []
+            model, results = _inherited(search, genotype, data, preset, seed).to(target), []
             plan = [PlannedStep.of("finetune", preset.finetune, len(train[0]))]
         else:
-            model, results, plan = _resume_steps(out, stem, spec, settings, preset, len(train[0]), resume)
+            model, results, plan = distributed.from_main(
+                lambda: _resume_steps(out, stem, spec, settings, preset, len(train[0]), resume))
+            model = model.to(target)
         if on_start is not None:
             on_start()
         with algorithm.observe(RunEstimate(plan)):
             for step in plan[:-1]:  # pretrain and prune, each followed by its checkpoint
-                run = (algorithm.pretrain(model, train, None, preset.pretrain, seed) if step.name == "pretrain"
-                       else algorithm.prune(model, train, None, preset.prune, sparsity, seed, preset.allocation))
+                run = (algorithm.pretrain(model, train, None, preset.pretrain, seed, amp) if step.name == "pretrain"
+                       else algorithm.prune(model, train, None, preset.prune, sparsity, seed, preset.allocation, amp))
                 results.append(asdict(run))
                 ckpt_io.save(ckpt_io.from_model(model, spec, sparsity if step.name == "prune" else 0.0, step.name,
                                                 results=results, **common), out / f"{stem}-{step.name}.pt")
-            results.append(asdict(algorithm.finetune(model, train, preset.finetune, seed)))
+            results.append(asdict(algorithm.finetune(model, train, preset.finetune, seed, amp)))
         accuracy = algorithm.evaluate(model, data.x_test, data.y_test)
         health = _assess(model, data, stem)
         checkpoint = ckpt_io.from_model(model, spec, sparsity, "finetune", results=results, test_accuracy=accuracy,

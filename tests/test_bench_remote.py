@@ -206,20 +206,43 @@ def _cli(args: list[str]):
     return CliRunner().invoke(app, ["bench", *args])
 
 
-@pytest.mark.parametrize("device, env, model_fixture, version",
-                         [("jetson-tx2", "tx2", "onnx_model", "1.10.0"), ("cortex-a7", "a7", "tflite_model", "2.14.0")])
-def test_cli_benches_on_board_from_inventory(sshd, tmp_path, request, device, env, model_fixture, version):
+def _inventory(sshd, tmp_path, device: str, env: str) -> Path:
     port, key, known = sshd
     inventory = tmp_path / "boards.toml"
     inventory.write_text(f'[boards.{device}]\nhost = "127.0.0.1"\nport = {port}\nuser = "root"\nkey = "{key}"\n'
                          f'python = "{side_python(env)}"\nknown_hosts = "{known}"\nworkdir = "{tmp_path}"\n')
-    got = _cli([str(request.getfixturevalue(model_fixture)), "--device", device, "--inventory", str(inventory),
-                "--runs", "5", "--warmup", "2", "--min-seconds", "0.05", "--json"])
+    return inventory
+
+
+# The tx2 side environment is JetPack 4.6's Python 3.6 + onnxruntime 1.10 without a GPU: it stands in for
+# the board's CPU, which jetson-tx2 (measured on the GPU by default) reaches with --runtime-device CPU.
+@pytest.mark.parametrize("device, env, model_fixture, version, extra",
+                         [("jetson-tx2", "tx2", "onnx_model", "1.10.0", ["--runtime-device", "CPU"]),
+                          ("cortex-a7", "a7", "tflite_model", "2.14.0", [])])
+def test_cli_benches_on_board_from_inventory(sshd, tmp_path, request, device, env, model_fixture, version, extra):
+    port = sshd[0]
+    got = _cli([str(request.getfixturevalue(model_fixture)), "--device", device, "--inventory",
+                str(_inventory(sshd, tmp_path, device, env)), "--runs", "5", "--warmup", "2", "--min-seconds", "0.05",
+                "--json", *extra])
     assert got.exit_code == 0, got.output
     result = json.loads(got.stdout)
     assert result["latency_source"] == "ssh" and result["device"] == device
     assert result["runtime_version"] == version and result["count"] >= 5 and result["median_ms"] > 0
-    assert result["host"] == f"root@127.0.0.1:{port}"
+    assert result["host"] == f"root@127.0.0.1:{port}" and result["timed_region"] == "host-to-host"
+    if device == "jetson-tx2":
+        assert result["providers"] == ["CPUExecutionProvider"] and "device_compute" not in result
+
+
+def test_tx2_asks_for_the_gpu_and_refuses_a_board_without_it(sshd, tmp_path, onnx_model):
+    """By default jetson-tx2 runs ONNX Runtime's CUDA provider; a board without it fails in one line (no
+    silent CPU run), and so does TensorRT."""
+    inventory = _inventory(sshd, tmp_path, "jetson-tx2", "tx2")
+    for extra, provider in (([], "CUDAExecutionProvider"), (["--runtime-device", "TensorRT"],
+                                                             "TensorrtExecutionProvider")):
+        got = _cli([str(onnx_model), "--device", "jetson-tx2", "--inventory", str(inventory), "--runs", "2",
+                    "--min-seconds", "0", *extra])
+        assert got.exit_code == 5 and got.stderr.count("\n") == 1, got.output
+        assert f"onnxruntime 1.10.0 here has no {provider}" in got.stderr and "CPUExecutionProvider" in got.stderr
 
 
 def test_cli_board_error_exit_code(sshd, tmp_path, onnx_model):

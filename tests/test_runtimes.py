@@ -81,3 +81,46 @@ def test_available_lists_installed_runtimes():
     found = runtimes.available()
     assert {"onnxruntime", "openvino", "litert", "torch"} <= set(found)
     assert "tflite-runtime" not in found  # NumPy 1.x only: lives on boards, not in this environment
+
+
+def _gpu_providers() -> set[str]:
+    import onnxruntime as ort
+    return {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers())
+
+
+@pytest.mark.parametrize("device, provider", [("CUDA", "CUDAExecutionProvider"), ("gpu", "CUDAExecutionProvider"),
+                                              ("TensorRT", "TensorrtExecutionProvider")])
+def test_onnxruntime_refuses_a_missing_gpu_provider(files, device, provider):
+    """No silent CPU run: a provider asked for and absent is a one-line InputError naming what there is."""
+    if provider in _gpu_providers():
+        pytest.skip(f"this onnxruntime has {provider}")
+    with pytest.raises(InputError) as info:
+        runtimes.load(files["onnxruntime"], device=device)
+    message = str(info.value)
+    assert f"has no {provider}" in message and "CPUExecutionProvider" in message and "\n" not in message
+    with pytest.raises(InputError, match="unknown onnxruntime device NPU"):
+        runtimes.load(files["onnxruntime"], device="NPU")
+
+
+def test_cpu_sessions_report_providers_and_no_device_timing(files):
+    session = runtimes.load(files["onnxruntime"], device="CPU")
+    assert session.providers == ("CPUExecutionProvider",) and session.on_device is None
+    assert runtimes.load(files["torch"], device="cpu").on_device is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_torch_cuda_without_a_gpu_is_an_error(files):
+    with pytest.raises(InputError, match="has no CUDA device; pass --runtime-device cpu"):
+        runtimes.load(files["torch"], device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_gpu_sessions_time_device_compute(files, runtime):
+    """Only where a GPU is (the suite never depends on one): both timings, the device one no slower."""
+    from dass_edge.bench.measure import Settings, time_session
+
+    if runtime == "onnxruntime" and "CUDAExecutionProvider" not in _gpu_providers():
+        pytest.skip("onnxruntime here has no CUDA provider")
+    raw = time_session(runtimes.load(files[runtime], device="cuda"), Settings(warmup=5, runs=20, min_seconds=0))
+    assert raw["timed_region"] == "host-to-host" and len(raw["device_rounds_ns"][0]) >= 20

@@ -49,9 +49,10 @@ class Settings:
 
 
 def _raw(session: Any, settings: Settings, x: np.ndarray, timing: dict[str, Any]) -> dict[str, Any]:
+    providers = list(getattr(session, "providers", ()))
     return {"runtime": session.runtime, "runtime_version": str(session.version),
             "runtime_device": str(session.device), "threads": settings.threads, "input_shape": list(x.shape),
-            "env": agent.environment(), **timing}
+            "env": agent.environment(), **({"providers": providers} if providers else {}), **timing}
 
 
 def _timed_call(session: Any) -> Any:
@@ -67,6 +68,8 @@ def time_session(session: Any, settings: Settings) -> dict[str, Any]:
              settings.warmup, settings.runs, settings.min_seconds, settings.rounds)
     timing = agent.time_rounds(_timed_call(session), x, settings.warmup, settings.runs, settings.min_seconds,
                                settings.rounds)
+    timing.update(agent.time_on_device(getattr(session, "on_device", None), x, settings.warmup, settings.runs,
+                                       settings.min_seconds, settings.rounds))
     return _raw(session, settings, x, timing)
 
 
@@ -119,10 +122,19 @@ def measure_pair(candidate: Path, reference: Path, settings: Settings, runtimes:
 
 def result_from_timing(raw: dict[str, Any], *, device: str, latency_source: str, settings: Settings,
                        model: str) -> dict[str, Any]:
-    """The bench contract's JSON from a raw timing: all rounds pooled for the summary, one median per round."""
+    """The bench contract's JSON from a raw timing: all rounds pooled for the summary, one median per round.
+
+    The summary (``median_ms``...) is host to host (``timed_region``); on a GPU, ``device_compute`` adds the
+    same statistics with the input already in device memory and the output left there.
+    """
     rounds = raw["rounds_ns"]
     summary = summarize_ns([ns for round_ns in rounds for ns in round_ns])
     env = raw.get("env", {})
+    extra: dict[str, Any] = {"timed_region": raw.get("timed_region", "host-to-host")}
+    if raw.get("providers"):
+        extra["providers"] = raw["providers"]
+    if raw.get("device_rounds_ns"):
+        extra["device_compute"] = summarize_ns([ns for r in raw["device_rounds_ns"] for ns in r]).to_dict()
     return {
         "device": device,
         "model": model,
@@ -139,4 +151,5 @@ def result_from_timing(raw: dict[str, Any], *, device: str, latency_source: str,
         "cpu": env.get("cpu"),
         "env": env,
         "settings": asdict(settings),
+        **extra,
     }

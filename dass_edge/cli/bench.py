@@ -39,6 +39,11 @@ def _human(result: dict[str, Any]) -> None:
     if "against" in result:
         ref = result["against"]
         typer.echo(f"reference {ref['model']}: median {ref['median_ms']:.4f} ms in the same, alternating rounds")
+    if "device_compute" in result:
+        compute = result["device_compute"]
+        typer.echo(f"on {', '.join(result.get('providers') or [result['runtime_device']])}: host to host (copies "
+                   f"inside) as above; device compute (input already on the device) median "
+                   f"{compute['median_ms']:.4f} ms, p90 {compute['p90_ms']:.4f} ms")
     if "ratio" in result:
         typer.echo(gate.describe(result))
     if "against" in result and "baseline" in result:
@@ -90,9 +95,11 @@ def bench(
                                                 "when gating, else the runtime's).")] = None,
     runtime: Annotated[str | None, typer.Option("--runtime", help="onnxruntime, openvino, litert, "
                                                 "tflite-runtime or torch (default: the file's format).")] = None,
-    runtime_device: Annotated[str | None, typer.Option("--runtime-device", help="Device inside the runtime, "
-                                                       "e.g. OpenVINO GPU or NPU, torch cuda (default: the "
-                                                       "target's).")] = None,
+    runtime_device: Annotated[str | None, typer.Option("--runtime-device", help="Device inside the runtime: "
+                                                       "CUDA, TensorRT or CPU for onnxruntime, cuda or cpu for "
+                                                       "torch, GPU/NPU/MYRIAD for OpenVINO (default: the "
+                                                       "target's; jetson-tx2 and cuda-gpu: the GPU). A GPU asked "
+                                                       "for and missing is an error, never a CPU run.")] = None,
     against: Annotated[Path | None, typer.Option("--against", help="A reference model (file or checkpoint, "
                                                  "e.g. the main branch's build) measured in the same run in "
                                                  "alternating rounds; the verdict is on the paired ratio. Local "

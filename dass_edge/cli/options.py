@@ -34,6 +34,11 @@ AllowDead = Annotated[bool, typer.Option("--allow-dead", help="Go on with a netw
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the data set lives (cifar10, folder, or "
                                               "another copy of fashion-mnist).")]
 
+Device = Annotated[str, typer.Option("--device", help="Where to train: cuda, cpu or auto (CUDA when torch sees a "
+                                     "GPU). Under torchrun each process takes the GPU of its LOCAL_RANK.")]
+Amp = Annotated[bool, typer.Option("--amp", help="Mixed precision (fp16 with loss scaling on CUDA, bf16 on CPU); "
+                                   "off by default.")]
+
 
 def emit(result: Any, as_json: bool, human: Callable[[Any], None]) -> None:
     """Results go to stdout: JSON for machines, ``human(result)`` otherwise."""

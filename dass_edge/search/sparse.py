@@ -205,7 +205,8 @@ def _erk(layers: dict[str, SparseMixin], sizes: dict[str, int], total_kept: int)
 
 def _global(layers: dict[str, SparseMixin], total_kept: int) -> dict[str, int]:
     scores = torch.cat([layer.scores.detach().abs().flatten() for layer in layers.values()])
-    owner = torch.cat([torch.full((layer.weight.numel(),), i) for i, layer in enumerate(layers.values())])
+    owner = torch.cat([torch.full((layer.weight.numel(),), i, device=scores.device)
+                       for i, layer in enumerate(layers.values())])
     counts = torch.bincount(owner[torch.topk(scores, total_kept).indices], minlength=len(layers))
     return {name: max(1, int(n)) for name, n in zip(layers, counts)}
 
