@@ -1,7 +1,7 @@
 """The SSH path end to end against a real OpenSSH server on 127.0.0.1, boards played by the side envs.
 
 sshd runs from the test with throwaway host and user keys; the agent runs under Python 3.6 +
-onnxruntime 1.10 (tx2) and Python 3.9 + tflite-runtime 2.14 (a7). Failure cases must give one-line
+onnxruntime 1.10 (tx2) and Python 3.9 + tflite-runtime 2.13 (a7). Failure cases must give one-line
 RemoteErrors quickly: wrong key, unknown host key, closed port, agent killed mid-run.
 """
 
@@ -218,7 +218,7 @@ def _inventory(sshd, tmp_path, device: str, env: str) -> Path:
 # the board's CPU, which jetson-tx2 (measured on the GPU by default) reaches with --runtime-device CPU.
 @pytest.mark.parametrize("device, env, model_fixture, version, extra",
                          [("jetson-tx2", "tx2", "onnx_model", "1.10.0", ["--runtime-device", "CPU"]),
-                          ("cortex-a7", "a7", "tflite_model", "2.14.0", [])])
+                          ("cortex-a7", "a7", "tflite_model", "2.13.0", [])])
 def test_cli_benches_on_board_from_inventory(sshd, tmp_path, request, device, env, model_fixture, version, extra):
     port = sshd[0]
     got = _cli([str(request.getfixturevalue(model_fixture)), "--device", device, "--inventory",
