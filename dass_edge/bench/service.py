@@ -7,13 +7,13 @@ Kept out of the CLI so scripts (benchmarks/, CI helpers) get the same behaviour 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dass_edge.atomic import sha256_file
 from dass_edge.bench import gate
 from dass_edge.bench.alive import checkpoint_alive, file_alive
 from dass_edge.bench.measure import Settings, measure_file, result_from_timing
@@ -91,7 +91,7 @@ def _current_export(checkpoint: Path, target, export_dir: Path, allow_dead: bool
     if "dead" not in manifest or (manifest["dead"] and not allow_dead):
         return None
     main = folder / manifest["files"][0]
-    if main.is_file() and hashlib.sha256(main.read_bytes()).hexdigest() == manifest.get("sha256", {}).get(main.name):
+    if main.is_file() and sha256_file(main) == manifest.get("sha256", {}).get(main.name):
         return main, manifest
     return None
 

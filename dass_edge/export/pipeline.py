@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from dass_edge import checkpoint as ckpt_io
+from dass_edge.atomic import sha256_file, swap_dir
 from dass_edge.checkpoint import Checkpoint
 from dass_edge.errors import DassEdgeError, InputError
 from dass_edge.export import Artifact, get_exporter
@@ -132,10 +133,6 @@ def validation_summary(checks: list[Parity]) -> str:
     return next(v for v in (CONSTANT, HOST_ONLY, PASS) if v in verdicts)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _export_format(model: nn.Module, reference: nn.Module, shape: tuple[int, ...], target: Target, fmt: str,
                    out: Path, work: Path, inputs: list[np.ndarray], real: int, allow_dead: bool
                    ) -> tuple[Artifact, list[Parity]]:
@@ -184,7 +181,7 @@ def _write_files(checkpoint: Checkpoint, model: nn.Module, reference: nn.Module,
         target=target.name, device=target.device, format=target.format, precision=target.precision,
         runtime=target.runtime, runtime_device=target.runtime_device, latency_source=target.latency_source,
         predictor=target.predictor, files=[f.name for f in files],
-        sha256={f.name: _sha256(f) for f in files}, size_bytes={f.name: f.stat().st_size for f in files},
+        sha256={f.name: sha256_file(f) for f in files}, size_bytes={f.name: f.stat().st_size for f in files},
         input_shape=list(shape), input_layout=main.input_layout, sparsity=checkpoint.sparsity,
         max_abs_diff=max(p.max_abs_diff for p in checks), atol=target.atol,
         top1_agreement=min(agreements) if agreements else None, checks=[asdict(p) for p in checks],
@@ -193,17 +190,6 @@ def _write_files(checkpoint: Checkpoint, model: nn.Module, reference: nn.Module,
         compacted=compaction is not None, compaction=compaction,
         export_seconds=round(time.perf_counter() - started, 3), health=health.to_dict(),
         dead=not health.input_dependent or any(p.verdict == CONSTANT for p in checks), **names)
-
-
-def _publish(tmp: Path, dest: Path) -> None:
-    """Swap the finished folder into place; an older export there is replaced as a whole."""
-    old = None
-    if dest.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
-        os.replace(dest, old / dest.name)
-    os.replace(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def toolkit_version() -> str:
@@ -220,7 +206,7 @@ def export_key(checkpoint_path: Path, target: Target, compact: bool) -> dict[str
     formats aside: they add files beside the main one, never change it), compaction and the toolkit's
     version. An export whose manifest records another key is stale, whatever its path or timestamps say."""
     settings = {k: v for k, v in target.to_dict().items() if k not in ("extra_formats", "notes")}
-    return {"checkpoint_sha256": _sha256(Path(checkpoint_path)), "target": target.name,
+    return {"checkpoint_sha256": sha256_file(checkpoint_path), "target": target.name,
             "target_sha256": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest(),
             "compacted": compact, "toolkit_version": toolkit_version()}
 
@@ -253,7 +239,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, 
         shutil.rmtree(work)
         manifest = replace(manifest, path=str(dest), reuse_key=export_key(checkpoint_path, target, compact))
         (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
-        _publish(tmp, dest)
+        swap_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for folder in reversed(created):
