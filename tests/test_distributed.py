@@ -66,7 +66,8 @@ def test_torchrun_train_writes_one_checkpoint_like_a_single_process(tmp_path, tr
                                           "--sparsity", "0.9", "--device", "cpu", "--out", str(out), "--json"))
     assert code == 0, err[-2000:]
     summary = json.loads(stdout)  # one JSON document: rank 1 printed nothing
-    assert _files(out) == [Path(summary["checkpoint"]).name]
+    stem = Path(summary["checkpoint"]).stem  # the final checkpoint and its step checkpoints, each written once
+    assert _files(out) == sorted(f"{stem}{step}.pt" for step in ("", "-pretrain", "-prune"))
     ours, single = checkpoint.load(Path(summary["checkpoint"])), checkpoint.load(trained_checkpoint("darts-v2"))
     assert ours.spec == single.spec
     # the CLI's schedule spells out the search steps the Python call leaves as None; the rest is the same
