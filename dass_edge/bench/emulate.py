@@ -263,7 +263,7 @@ def board(name: str):  # -> Board
 # Run by the board's Python: the agent's own loader for the runtime, one output per stacked input.
 _RUN = ("import importlib.util, sys; import numpy as np; "
         "spec = importlib.util.spec_from_file_location('agent', sys.argv[1]); "
-        "agent = importlib.util.module_from_spec(spec); spec.loader.exec_module(agent); run = agent.LOADERS[sys.argv[3]](sys.argv[2], 1, 'CPU')[0]; "
+        "agent = importlib.util.module_from_spec(spec); spec.loader.exec_module(agent); run = agent.LOADERS[sys.argv[3]](sys.argv[2], 1, 'CPU')['run']; "
         "np.save(sys.argv[5], np.stack([np.asarray(run(x)) for x in np.load(sys.argv[4])]))")
 
 
