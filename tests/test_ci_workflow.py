@@ -32,7 +32,8 @@ def _job() -> dict:
 
 def _env(job: dict, device: str, extra: dict[str, str]) -> dict[str, str]:
     env = {k: str(v).replace("${{ matrix.device }}", device) for k, v in job["env"].items()}
-    return {**os.environ, **env, **extra}
+    # repository variables (${{ vars.X }}) are unset on a runner that does not define them
+    return {**os.environ, **{k: v for k, v in env.items() if "${{" not in v}, **extra}
 
 
 def _step(job: dict, name: str) -> str:
@@ -62,7 +63,8 @@ def _board_env(device: str, tmp_path: Path, request: pytest.FixtureRequest) -> d
     inventory = tmp_path / "boards.toml"
     inventory.write_text(f'[boards.{device}]\nhost = "127.0.0.1"\nport = {port}\nuser = "root"\nkey = "{key}"\n'
                          f'python = "{side_python("tx2")}"\nknown_hosts = "{known}"\nworkdir = "{tmp_path}"\n')
-    return {"DASS_EDGE_INVENTORY": str(inventory)}
+    # the stand-in board's onnxruntime is a CPU build, as on a TX2 runner without onnxruntime-gpu
+    return {"DASS_EDGE_INVENTORY": str(inventory), "RUNTIME_DEVICE": "CPU"}
 
 
 def _run(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from dass_edge.device import Precision
 from dass_edge.errors import InputError
 from dass_edge.search import algorithm, sparse
 from dass_edge.search.genotype import DARTS_V2, Genotype, derive_cell
@@ -102,7 +103,8 @@ def test_weight_step_changes_only_weights_and_alpha_step_only_alphas():
 
     w1, a1 = _snapshot(weights), _snapshot(alphas)
     arch_opt = torch.optim.Adam(alphas, lr=0.1)
-    algorithm._arch_step(net, arch_opt, weights, (x, y))
+    precision = Precision(torch.device("cpu"))
+    algorithm._arch_step(net, arch_opt, precision.scaler(), weights, (x, y, len(y)), precision)
     assert all(_changed(a1, alphas)) and not any(_changed(w1, weights))
 
 

@@ -128,7 +128,30 @@ def _to_fp16(source: Path, path: Path) -> None:
                                              algorithm_key=aeq.AlgorithmName.FLOAT_CASTING,
                                              op_config=config)
     with _stdout_to_log("ai-edge-quantizer"):
-        path.write_bytes(quantizer.quantize().quantized_model)
+        path.write_bytes(inline_buffers(bytes(quantizer.quantize().quantized_model)))
+
+
+def inline_buffers(data: bytes) -> bytes:
+    """The same model with every buffer inside the flatbuffer.
+
+    The AI Edge Quantizer stores some weight buffers after the flatbuffer, referenced by offset and size (a
+    schema addition for models over 2 GB); tflite-runtime 2.13 on the boards does not know those fields and
+    fails with "Input tensor N lacks data". Copying each such buffer back into its ``data`` field gives a
+    file every runtime version reads.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    external = [b for b in model.buffers if getattr(b, "offset", 0) > 1]
+    if not external:
+        return data
+    for buffer in external:
+        buffer.data = list(data[buffer.offset : buffer.offset + buffer.size])
+        buffer.offset, buffer.size = 0, 0
+    builder = flatbuffers.Builder(len(data))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path) -> Artifact:
