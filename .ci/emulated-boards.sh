@@ -8,4 +8,5 @@ cd "$(dirname "$0")/.."
 for tool in mmdebstrap qemu-aarch64-static; do
   command -v "$tool" >/dev/null || { echo "skipping emulated boards: $tool missing (apt-get install mmdebstrap qemu-user-static)" >&2; exit 0; }
 done
-.venv/bin/dass-edge boards emulate jetson-tx2
+.venv/bin/dass-edge boards emulate jetson-tx2 ||
+  echo "warning: the emulated jetson-tx2 board was not built (error above); its tests will skip, saying so" >&2
