@@ -15,6 +15,8 @@ names (targets/*.toml); this file maps a board name to its SSH details. Default 
     run_timeout_s = 600
     workdir = "/tmp"             # where a temporary folder for the model and agent is made
     emulated = false             # true: a CPU emulator, not the board (timings never gate or reach reports)
+    runtime_device = "CPU"       # optional: the board lacks the target's default device (a TX2 without
+                                 # onnxruntime-gpu); --runtime-device still overrides it
 
 Command-line options override the file field by field. A board built by ``dass-edge boards emulate NAME``
 (bench/emulate.py) needs no entry: ``NAME-emulated`` resolves to it, its loopback sshd started on demand.
@@ -46,6 +48,7 @@ class Board:
     run_timeout_s: float = 600.0
     workdir: str = "/tmp"
     emulated: bool = False  # qemu-user on this machine: runs the board's builds, says nothing of its speed
+    runtime_device: str | None = None  # what the board has instead of the target's default (e.g. CPU: no GPU)
 
     @property
     def destination(self) -> str:
@@ -79,7 +82,7 @@ def _coerce(name: str, values: dict[str, Any]) -> dict[str, Any]:
                 out[key] = kind(out[key])
             except (TypeError, ValueError):
                 raise InputError(f"board {name}: {key} must be a number, not {out[key]!r}") from None
-    for key in ("host", "user", "python"):
+    for key in ("host", "user", "python", "runtime_device"):
         if out.get(key) is not None and not isinstance(out[key], str):
             raise InputError(f"board {name}: {key} must be a string, not {out[key]!r}")
     if out.get("emulated") is not None and not isinstance(out["emulated"], bool):

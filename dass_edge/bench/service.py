@@ -162,8 +162,7 @@ def _measure(request: BenchRequest, target, model: ResolvedModel) -> dict[str, A
         board = resolve_board(options.pop("board", None) or target.name, options.pop("inventory", None), **options)
         if board.emulated and (request.update_baseline or request.baseline is not None):  # refused before timing
             raise emulated_error(board.destination, "a baseline" if request.update_baseline else "gated")
-        if board.emulated and request.runtime_device is None:
-            device = "CPU"  # qemu-user emulates the board's CPU only: its GPU is not there to ask for
+        device = request.runtime_device or board.runtime_device or target.runtime_device
         args = request.settings.agent_args() + ["--device", device]
         raw = measure_remote(board, model.path, args + (["--runtime", runtime] if runtime else []))
         raw["host"] = board.destination
