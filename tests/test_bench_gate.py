@@ -219,10 +219,12 @@ def test_gate_through_cli_passes_same_model_and_fails_slower_one(models, tmp_pat
     assert ET.parse(junit).getroot().get("failures") == "0"
 
     junit = tmp_path / "slow.xml"
+    # The slow model takes 1.7-2x the time once compacted; at a 20% tolerance the gate must call that
+    # a regression even when its five rounds leave the ratio's interval as wide as 1.3-2.3.
     slower = _bench([str(models["slow_onnx"]), *QUICK_GATE, "--baseline", str(baseline), "--junit-xml", str(junit),
-                     "--tolerance", "0.5", "--json"])
+                     "--tolerance", "0.2", "--json"])
     assert slower.exit_code == 10, slower.output
-    assert json.loads(slower.stdout)["regression"] is True and json.loads(slower.stdout)["ratio"] > 1.5
+    assert json.loads(slower.stdout)["regression"] is True and json.loads(slower.stdout)["ratio"] > 1.2
     assert "error:" in slower.stderr and "baseline" in slower.stderr
     assert ET.parse(junit).getroot().get("failures") == "1"
 

@@ -23,7 +23,7 @@ TargetName = Annotated[str, typer.Option("--target", "-t", help="A target name (
 def _print_manifest(manifest: dict[str, Any]) -> None:
     size = sum(manifest["size_bytes"].values())
     parity = ("DEAD: the output does not depend on the input, parity not checked" if manifest["dead"]
-              else f"max abs diff {manifest['max_abs_diff']:.2g} <= {manifest['atol']:g} ({_validation(manifest)})")
+              else f"max abs diff {manifest['max_abs_diff']:.2g} <= {manifest['atol']:g} x output scale ({_validation(manifest)})")
     Console().print(f"[bold]{manifest['target']}[/]: {', '.join(manifest['files'])} ({size / 1024:.1f} KiB, "
                     f"{manifest['format']} {manifest['precision']}, {manifest['input_layout']}), {parity} "
                     f"-> {manifest['path']}")

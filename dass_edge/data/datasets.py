@@ -69,7 +69,7 @@ def _finish(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndar
     """uint8 NCHW arrays -> shuffled, padded, normalised tensors (statistics from the training set)."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x_train))
-    xs = [torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0) for a in (x_train[order], x_test)]
+    xs = [torch.from_numpy(np.array(a, dtype=np.float32)).div_(255.0) for a in (x_train[order], x_test)]  # a writable copy
     xs = [_pad_to(x, image_size) for x in xs]
     mean = xs[0].mean(dim=(0, 2, 3))
     std = xs[0].std(dim=(0, 2, 3)).clamp_min(1e-6)

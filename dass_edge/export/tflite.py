@@ -20,6 +20,9 @@ import contextlib
 import copy
 import io
 import logging
+import os
+import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from importlib import metadata
@@ -53,12 +56,26 @@ def depthwise_count(model: nn.Module) -> int:
 
 
 @contextlib.contextmanager
-def _stdout_to_log(tool: str) -> Iterator[None]:
-    """litert-torch and the quantizer print progress to stdout, which belongs to the CLI's results."""
-    captured = io.StringIO()
-    with contextlib.redirect_stdout(captured):
-        yield
-    log.debug("%s: %s", tool, captured.getvalue().strip())
+def _output_to_log(tool: str) -> Iterator[None]:
+    """litert-torch, TensorFlow's converter and the quantizer print progress bars and C++ log lines ("I0000
+    ... flatbuffer_export.cc") on the process's stdout and stderr, below Python: a CLI's stdout carries its
+    results and its stderr the user's messages, so both file descriptors go to the log while they run."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()) as out, \
+            contextlib.redirect_stderr(io.StringIO()) as err:
+        saved = [os.dup(fd) for fd in (1, 2)]
+        for fd in (1, 2):
+            os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        finally:
+            for fd, old in zip((1, 2), saved):
+                os.dup2(old, fd)
+                os.close(old)
+            sink.seek(0)
+            text = sink.read().decode(errors="replace") + out.getvalue() + err.getvalue()
+            log.debug("%s: %s", tool, text.strip())
 
 
 class PaddedAvgPool(nn.Module):
@@ -110,16 +127,17 @@ def with_builtin_pools(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Mod
 
 
 def _convert(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
-    litert_torch = require("litert_torch", "tflite")
-    with _stdout_to_log("litert-torch"):
+    with _output_to_log("litert-torch"):  # importing it imports TensorFlow, which logs from C++ at once
+        litert_torch = require("litert_torch", "tflite")
         litert_torch.convert(with_builtin_pools(model, input_shape), (torch.zeros(input_shape),)).export(str(path))
 
 
 def _to_fp16(source: Path, path: Path) -> None:
-    aeq = require("ai_edge_quantizer.quantizer", "tflite")
-    from ai_edge_quantizer import qtyping
+    with _output_to_log("ai-edge-quantizer"):
+        aeq = require("ai_edge_quantizer.quantizer", "tflite")
+        from ai_edge_quantizer import qtyping
 
-    quantizer = aeq.Quantizer(str(source))
+        quantizer = aeq.Quantizer(str(source))
     config = qtyping.OpQuantizationConfig(
         weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
         compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True)
@@ -127,7 +145,7 @@ def _to_fp16(source: Path, path: Path) -> None:
         quantizer.update_quantization_recipe(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op),
                                              algorithm_key=aeq.AlgorithmName.FLOAT_CASTING,
                                              op_config=config)
-    with _stdout_to_log("ai-edge-quantizer"):
+    with _output_to_log("ai-edge-quantizer"):
         path.write_bytes(inline_buffers(bytes(quantizer.quantize().quantized_model)))
 
 

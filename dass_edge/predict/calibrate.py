@@ -228,7 +228,7 @@ def _measure_all(work: Path, todo: dict[str, range], seed: int, threads: int, ba
 
     rules = work / "fusion_rules.json"
     with tqdm(total=sum(len(r) for r in todo.values()), desc="calibrating kernels", unit="kernel",
-              disable=not progress, leave=False) as bar:
+              disable=None if progress else True, leave=False) as bar:  # None: no bar off a terminal
         for kernel_type, indices in todo.items():
             with open(work / "samples" / f"{kernel_type}.jsonl", "a") as f:
                 for i in indices:
