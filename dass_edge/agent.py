@@ -8,6 +8,8 @@ no f-strings with '=', no walrus, no dataclasses, no postponed annotations. The 
 
 Usage: python agent.py MODEL [--runtime auto|onnxruntime|tflite|openvino|torch] [--threads N]
        [--device CPU|CUDA|TensorRT|cuda|MYRIAD...] [--warmup N] [--runs N] [--min-seconds S] [--rounds N]
+       [--against REFERENCE [--against-runtime R]]   (both timed in alternating rounds; REFERENCE's dict
+       goes under "against")
 Output: one JSON object on stdout: raw per-run latencies in ns (per round), first-inference time, the
 runtime, the device or execution providers that really ran, and the environment; on a GPU also the
 device-compute latencies (device_rounds_ns); or {"error": "..."} with exit status 1. A GPU asked for and
@@ -290,9 +292,8 @@ def runtime_for(path):
     return EXTENSIONS[ext]
 
 
-def measure(path, runtime="auto", threads=0, device="", warmup=10, runs=100, min_seconds=1.0, rounds=1,
-            input_shape=None):
-    """Load ``path`` with its runtime and time it; the dict the agent prints."""
+def _load(path, runtime, threads, device, input_shape):
+    """(loaded runtime dict, fixed input, the result's header) for one model file."""
     if not os.path.isfile(path):
         raise AgentError("model file %s does not exist" % path)
     runtime = runtime_for(path) if runtime == "auto" else ALIASES.get(runtime, runtime)
@@ -307,14 +308,55 @@ def measure(path, runtime="auto", threads=0, device="", warmup=10, runs=100, min
     if not shape:
         raise AgentError("the %s model does not record its input shape; pass --input-shape" % runtime)
     x = fixed_input(list(shape), loaded["dtype"])
-    result = {"agent_version": AGENT_VERSION, "model": os.path.basename(path), "runtime": runtime,
+    header = {"agent_version": AGENT_VERSION, "model": os.path.basename(path), "runtime": runtime,
               "runtime_version": str(loaded["version"]), "runtime_device": loaded["device"],
-              "threads": threads or None, "input_shape": list(x.shape), "warmup": warmup, "env": environment()}
+              "threads": threads or None, "input_shape": list(x.shape), "env": environment()}
     if "providers" in loaded:
-        result["providers"] = loaded["providers"]  # what really ran, in ONNX Runtime's order
+        header["providers"] = loaded["providers"]  # what really ran, in ONNX Runtime's order
+    return loaded, x, header
+
+
+def measure(path, runtime="auto", threads=0, device="", warmup=10, runs=100, min_seconds=1.0, rounds=1,
+            input_shape=None):
+    """Load ``path`` with its runtime and time it; the dict the agent prints."""
+    loaded, x, result = _load(path, runtime, threads, device, input_shape)
+    result["warmup"] = warmup
     result.update(time_rounds(loaded["run"], x, warmup, runs, min_seconds, rounds))
     result.update(time_on_device(loaded.get("on_device"), x, warmup, runs, min_seconds, rounds))
     return result
+
+
+def measure_pair(path, reference, runtimes=("auto", "auto"), threads=0, device="", warmup=10, runs=100,
+                 min_seconds=1.0, rounds=2, input_shape=None):
+    """``bench --against`` on a board: both models loaded, then timed in alternating rounds
+    (time_alternating); the candidate's dict with the reference's under "against"."""
+    sides = [_load(p, rt, threads, device, input_shape) for p, rt in zip((path, reference), runtimes)]
+    timings = time_alternating([loaded["run"] for loaded, _, _ in sides], [x for _, x, _ in sides], warmup, runs,
+                               min_seconds, rounds)
+    results = []
+    for (_, _, header), timing in zip(sides, timings):
+        header["warmup"] = warmup
+        header["timed_region"] = "host-to-host"
+        header.update(timing)
+        results.append(header)
+    results[0]["against"] = results[1]
+    return results[0]
+
+
+def time_alternating(runs_, inputs, warmup, min_runs, min_seconds, rounds):
+    """Time two models in alternating rounds, one {"first_ns", "rounds_ns"} each.
+
+    Both get their first inference and warm-up first; then round i of each runs back to back, the order
+    flipping every round (A B, B A, A B, ...) so that a machine getting slower or faster during the run
+    does not favour whichever goes second. Each round starts with one untimed call (time_rounds' first
+    inference) that brings the model's weights back into the caches after the other model ran.
+    """
+    firsts = [time_rounds(run, x, warmup, 1, 0.0)["first_ns"] for run, x in zip(runs_, inputs)]
+    rounds_ns = [[], []]
+    for i in range(max(1, rounds)):
+        for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+            rounds_ns[side].append(time_rounds(runs_[side], inputs[side], 0, min_runs, min_seconds)["rounds_ns"][0])
+    return [{"first_ns": first, "rounds_ns": r} for first, r in zip(firsts, rounds_ns)]
 
 
 def time_on_device(on_device, x, warmup, min_runs, min_seconds, rounds=1):
@@ -345,14 +387,21 @@ def _parser():
     parser.add_argument("--min-seconds", type=float, default=1.0, help="minimum timed seconds per round")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--input-shape", default="", help="e.g. 1,3,32,32 (needed for TorchScript)")
+    parser.add_argument("--against", default="", help="a reference model timed in alternating rounds with MODEL")
+    parser.add_argument("--against-runtime", default="auto", choices=["auto"] + sorted(LOADERS) + sorted(ALIASES))
     return parser
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        result = measure(args.model, args.runtime, args.threads, args.device, args.warmup, args.runs,
-                         args.min_seconds, args.rounds, _parse_shape(args.input_shape))
+        shape = _parse_shape(args.input_shape)
+        if args.against:
+            result = measure_pair(args.model, args.against, (args.runtime, args.against_runtime), args.threads,
+                                  args.device, args.warmup, args.runs, args.min_seconds, args.rounds, shape)
+        else:
+            result = measure(args.model, args.runtime, args.threads, args.device, args.warmup, args.runs,
+                             args.min_seconds, args.rounds, shape)
     except Exception as exc:  # any failure becomes one parseable line, never a bare traceback
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         sys.stdout.write(json.dumps({"agent_version": AGENT_VERSION, "error": message}) + "\n")

@@ -271,7 +271,7 @@ def test_against_a_reference_in_the_same_run(models, tmp_path):
     assert result["baseline"]["candidate"]["method"] == "baseline" and result["baseline"]["reference"]["ratio"] > 0
 
     junit = tmp_path / "slow.xml"
-    slower = _bench([str(models["slow_onnx"]), *PAIRED, "--against", fast, "--tolerance", "0.5",
+    slower = _bench([str(models["slow_onnx"]), *PAIRED, "--against", fast, "--tolerance", "0.2",  # it is 1.7-2x
                      "--junit-xml", str(junit)])
     assert slower.exit_code == 10, slower.output
     assert "reference" in slower.stdout and "REGRESSION" in slower.stdout
@@ -311,8 +311,8 @@ def test_gate_refusals_before_measuring(models, tmp_path):
     fast = str(models["fast_onnx"])
     one = _bench([fast, "--device", "intel-cpu", "--baseline", str(tmp_path / "b.json"), "--rounds", "1"])
     assert one.exit_code == 2 and "at least 2 rounds" in one.stderr
-    board = _bench([fast, "--device", "jetson-tx2", "--against", fast])
-    assert board.exit_code == 2 and "over SSH" in board.stderr
+    predicted = _bench([fast, "--device", "adreno640", "--against", fast])
+    assert predicted.exit_code == 2 and "by prediction" in predicted.stderr
     lone = _bench([fast, "--device", "intel-cpu", "--bootstrap-baseline"])
     assert lone.exit_code == 2 and "needs --baseline" in lone.stderr
     corrupt = tmp_path / "corrupt.json"

@@ -253,3 +253,35 @@ def test_cli_board_error_exit_code(sshd, tmp_path, onnx_model):
     got = _cli([str(onnx_model), "--device", "jetson-tx2", "--host", "127.0.0.1", "--port", str(_free_port()),
                 "--user", "root", "--key", str(key), "--known-hosts", str(known)])
     assert got.exit_code == 5 and got.stderr.startswith("error: cannot reach") and got.stderr.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def heavier_onnx(tmp_path_factory) -> Path:
+    """onnx_model's network with a 64-channel conv added (hundreds of times the MACs), saved under the SAME
+    file name elsewhere, as the next build of a model would be."""
+    import torch
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 64, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
+    path = tmp_path_factory.mktemp("onnx-heavier") / "tiny.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 1, 32, 32),), str(path), dynamo=False, opset_version=13)
+    return path
+
+
+def test_against_on_a_board_alternates_there_and_gates(sshd, tmp_path, onnx_model, heavier_onnx):
+    """`bench --against` to a board: both models timed by the board's agent in alternating rounds."""
+    common = ["--device", "jetson-tx2", "--inventory", str(_inventory(sshd, tmp_path, "jetson-tx2", "tx2")),
+              "--runtime-device", "CPU", "--runs", "5", "--warmup", "2", "--min-seconds", "0.05", "--rounds", "4",
+              "--json"]
+    slower = _cli([str(heavier_onnx), "--against", str(onnx_model), *common])
+    assert slower.exit_code == 10, slower.output
+    result = json.loads(slower.stdout)
+    assert result["method"] == "paired" and result["regression"] is True and result["ratio"] > 2
+    assert result["latency_source"] == "ssh" and result["host"] == f"root@127.0.0.1:{sshd[0]}"
+    assert result["runtime_version"] == "1.10.0" and result["against"]["runtime_version"] == "1.10.0"
+    assert len(result["round_medians_ms"]) == len(result["against"]["round_medians_ms"]) == 4
+    assert result["against"]["median_ms"] < result["median_ms"]
+    same = _cli([str(onnx_model), "--against", str(onnx_model), *common])
+    assert same.exit_code in (0, 11), same.output  # never a regression; a busy machine may leave it undecided
+    assert json.loads(same.stdout)["regression"] is False
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("dass-edge-")]  # both copies removed

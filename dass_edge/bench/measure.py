@@ -74,26 +74,15 @@ def time_session(session: Any, settings: Settings) -> dict[str, Any]:
 
 
 def time_paired(candidate: Any, reference: Any, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Time two loaded sessions in alternating rounds, one raw dict each (``bench --against``).
-
-    Both get their first inference and warm-up first; then round i of each runs back to back, the order
-    flipping every round (C R, R C, C R, ...) so that a machine getting slower or faster during the run
-    does not favour whichever goes second. Each round starts with one untimed call (agent.time_rounds'
-    first inference) that brings the model's weights back into the caches after the other model ran.
-    """
+    """Time two loaded sessions in alternating rounds, one raw dict each (``bench --against``): the agent's
+    own schedule (agent.time_alternating), so a board and this machine pair the rounds the same way."""
     sessions = (candidate, reference)
-    calls = [_timed_call(s) for s in sessions]
     inputs = [agent.fixed_input(list(s.input_shape), np.float32) for s in sessions]
     log.info("timing %s and %s in %d alternating round(s) of >= %d runs and >= %.2f s", candidate.runtime,
              reference.runtime, settings.rounds, settings.runs, settings.min_seconds)
-    firsts = [agent.time_rounds(call, x, settings.warmup, 1, 0.0)["first_ns"] for call, x in zip(calls, inputs)]
-    rounds: list[list[list[int]]] = [[], []]
-    for i in range(settings.rounds):
-        for side in (0, 1) if i % 2 == 0 else (1, 0):
-            timing = agent.time_rounds(calls[side], inputs[side], 0, settings.runs, settings.min_seconds)
-            rounds[side].append(timing["rounds_ns"][0])
-    raws = [_raw(s, settings, x, {"first_ns": first, "rounds_ns": r})
-            for s, x, first, r in zip(sessions, inputs, firsts, rounds)]
+    timings = agent.time_alternating([_timed_call(s) for s in sessions], inputs, settings.warmup, settings.runs,
+                                     settings.min_seconds, settings.rounds)
+    raws = [_raw(s, settings, x, timing) for s, x, timing in zip(sessions, inputs, timings)]
     return raws[0], raws[1]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from dass_edge.bench import gate
 from dass_edge.bench.measure import measure_pair, result_from_timing
-from dass_edge.bench.service import BenchRequest, model_key, resolve_model, runtime_for
+from dass_edge.bench.service import BenchRequest, agent_args, board_for, model_key, resolve_model, runtime_for
 from dass_edge.bench.stats import PAIRED_MIN_ROUNDS
 from dass_edge.errors import InputError
 
@@ -24,10 +24,9 @@ REFERENCE_FIELDS = ("model", "model_key", "runtime", "runtime_version", "median_
 
 
 def _check(request: BenchRequest, target) -> None:  # noqa: ANN001
-    if target.latency_source != "local":
-        raise InputError(f"--against measures both models on this machine in alternating rounds; {target.name} "
-                         f"is timed {'over SSH' if target.latency_source == 'ssh' else 'by prediction'}: gate it "
-                         "with --baseline instead")
+    if target.latency_source == "predicted":
+        raise InputError(f"--against measures both models in alternating rounds; {target.name} is timed by "
+                         "prediction: gate it with --baseline instead")
     if request.update_baseline:
         raise InputError("--against compares two models in one run; write a baseline in a run without it")
     if request.settings.rounds < PAIRED_MIN_ROUNDS:
@@ -49,13 +48,14 @@ def run_paired(request: BenchRequest) -> dict[str, Any]:
     models = [resolve_model(request, target),
               resolve_model(replace(request, model=request.against, baseline_key=None), target)]
     runtimes = [runtime_for(request, target, m.path) for m in models]
-    raws = measure_pair(models[0].path, models[1].path, request.settings, (runtimes[0], runtimes[1]),
-                        request.runtime_device or target.runtime_device)
+    raws, host = _time_both(request, target, [m.path for m in models], runtimes)
     results = []
     for model, raw, key in zip(models, raws, (request.baseline_key, None)):
         result = result_from_timing(raw, device=target.name, latency_source=target.latency_source,
                                     settings=request.settings, model=str(model.path))
         result["test_accuracy"] = model.test_accuracy
+        if host is not None:
+            result["host"] = host
         result["model_key"] = model_key(replace(request, baseline_key=key), target, model, result["runtime"])
         if model.dead:
             result["dead"] = True  # measured only because allow_dead said so
@@ -71,3 +71,19 @@ def run_paired(request: BenchRequest) -> dict[str, Any]:
             "candidate": gate.compare(candidate, entry, request.tolerance).to_dict(),
             "reference": gate.compare(reference, entry, request.tolerance).to_dict()}
     return candidate
+
+
+def _time_both(request: BenchRequest, target, paths: list, runtimes: list  # noqa: ANN001
+               ) -> tuple[tuple[dict[str, Any], dict[str, Any]], str | None]:
+    """Both raw timings and the board they ran on (None: here). On a board the agent alternates the rounds
+    there, exactly as measure_pair does here; an emulated board is refused before anything is copied."""
+    if target.latency_source != "ssh":
+        return measure_pair(paths[0], paths[1], request.settings, (runtimes[0], runtimes[1]),
+                            request.runtime_device or target.runtime_device), None
+    from dass_edge.bench.remote import measure_remote
+    board = board_for(request, target, gated=True)
+    args = agent_args(request, target, board)
+    args += ["--runtime", runtimes[0]] if runtimes[0] else []
+    args += ["--against-runtime", runtimes[1]] if runtimes[1] else []
+    raw = measure_remote(board, paths[0], args, against=paths[1])
+    return (raw, raw.pop("against")), board.destination

@@ -143,7 +143,7 @@ def parse_agent_output(stdout: str, stderr: str, status: int, destination: str) 
     return result
 
 
-def _cleanup(client, sftp, folder: str, names: Sequence[str]) -> None:  # noqa: ANN001
+def _cleanup(client, sftp, folder: str, names: Sequence[str], subfolders: Sequence[str] = ()) -> None:  # noqa: ANN001
     """Remove what we copied; a dead connection only logs (the board's /tmp is cleaned on reboot)."""
     try:
         for name in names:
@@ -151,14 +151,29 @@ def _cleanup(client, sftp, folder: str, names: Sequence[str]) -> None:  # noqa: 
                 sftp.remove(f"{folder}/{name}")
             except OSError:
                 pass
+        for sub in subfolders:
+            try:
+                sftp.rmdir(f"{folder}/{sub}")
+            except OSError:
+                pass
         sftp.rmdir(folder)
     except Exception as exc:  # best effort by design
         log.warning("could not remove %s on the board: %s", folder, _one_line(str(exc)) or type(exc).__name__)
 
 
-def measure_remote(board: Board, model: Path, agent_args: Sequence[str]) -> dict[str, Any]:
-    """Copy ``model`` (+ sidecars) and the agent to a fresh folder on ``board``, run it, return its dict."""
-    files = model_files(model)
+def measure_remote(board: Board, model: Path, agent_args: Sequence[str], against: Path | None = None
+                   ) -> dict[str, Any]:
+    """Copy ``model`` (+ sidecars) and the agent to a fresh folder on ``board``, run it, return its dict.
+
+    With ``against`` (``bench --against`` on a board), that reference model goes to a ``ref/`` sub-folder,
+    since two exports usually share a file name (model.onnx), and the agent times both in alternating rounds;
+    the reference's dict is then under "against".
+    """
+    files = [(p, p.name) for p in model_files(model)]
+    subfolders = []
+    if against is not None:
+        files += [(p, f"ref/{p.name}") for p in model_files(against)]
+        subfolders.append("ref")
     client = connect(board)
     try:
         try:
@@ -166,25 +181,28 @@ def measure_remote(board: Board, model: Path, agent_args: Sequence[str]) -> dict
             sftp.get_channel().settimeout(board.connect_timeout_s)
             folder = f"{board.workdir.rstrip('/')}/dass-edge-{uuid.uuid4().hex[:12]}"
             sftp.mkdir(folder, 0o700)
+            for sub in subfolders:
+                sftp.mkdir(f"{folder}/{sub}", 0o700)
         except Exception as exc:
             raise RemoteError(f"cannot create a work folder on {board.destination} under {board.workdir}: "
                               f"{_one_line(str(exc)) or type(exc).__name__}") from None
-        names = [p.name for p in files] + ["agent.py"]
+        names = [name for _, name in files] + ["agent.py"]
         try:
-            log.info("copying %s to %s:%s", ", ".join(p.name for p in files), board.destination, folder)
-            for path in files:
-                sftp.put(str(path), f"{folder}/{path.name}")
+            log.info("copying %s to %s:%s", ", ".join(name for _, name in files), board.destination, folder)
+            for path, name in files:
+                sftp.put(str(path), f"{folder}/{name}")
             sftp.put(agent.__file__, f"{folder}/agent.py")
+            args = list(agent_args) + (["--against", f"ref/{against.name}"] if against is not None else [])
             command = "cd {} && exec {} agent.py {} {}".format(
                 shlex.quote(folder), shlex.quote(board.python), shlex.quote(model.name),
-                " ".join(shlex.quote(a) for a in agent_args))
+                " ".join(shlex.quote(a) for a in args))
             log.info("running the agent on %s with %s", board.destination, board.python)
             status, stdout, stderr = _run(client, command, board.run_timeout_s, board)
         except (OSError, EOFError) as exc:
             raise RemoteError(f"copying to {board.destination} failed: {_one_line(str(exc)) or type(exc).__name__}"
                               ) from None
         finally:
-            _cleanup(client, sftp, folder, names)
+            _cleanup(client, sftp, folder, names, subfolders)
         return parse_agent_output(stdout, stderr, status, board.destination)
     finally:
         client.close()

@@ -152,19 +152,32 @@ def runtime_for(request: BenchRequest, target, model: Path) -> str | None:  # no
     return None
 
 
+def board_for(request: BenchRequest, target, gated: bool):  # noqa: ANN001, ANN201
+    """The board ``request`` measures ``target`` on (--board / --inventory / --host...). An emulated board
+    is refused here, before any copying or timing, when its result would gate or become a baseline."""
+    from dass_edge.bench.inventory import resolve_board
+    options = dict(request.board)
+    board = resolve_board(options.pop("board", None) or target.name, options.pop("inventory", None), **options)
+    if board.emulated and gated:
+        raise emulated_error(board.destination, "a baseline" if request.update_baseline else "gated")
+    return board
+
+
+def agent_args(request: BenchRequest, target, board) -> list[str]:  # noqa: ANN001
+    """The agent's timing settings and runtime device: --runtime-device, else what the board has, else the
+    target's default."""
+    device = request.runtime_device or board.runtime_device or target.runtime_device
+    return request.settings.agent_args() + ["--device", device]
+
+
 def _measure(request: BenchRequest, target, model: ResolvedModel) -> dict[str, Any]:  # noqa: ANN001
     runtime = runtime_for(request, target, model.path)
     device = request.runtime_device or target.runtime_device
     if target.latency_source == "ssh":
-        from dass_edge.bench.inventory import resolve_board
         from dass_edge.bench.remote import measure_remote
-        options = dict(request.board)
-        board = resolve_board(options.pop("board", None) or target.name, options.pop("inventory", None), **options)
-        if board.emulated and (request.update_baseline or request.baseline is not None):  # refused before timing
-            raise emulated_error(board.destination, "a baseline" if request.update_baseline else "gated")
-        device = request.runtime_device or board.runtime_device or target.runtime_device
-        args = request.settings.agent_args() + ["--device", device]
-        raw = measure_remote(board, model.path, args + (["--runtime", runtime] if runtime else []))
+        board = board_for(request, target, gated=request.update_baseline or request.baseline is not None)
+        args = agent_args(request, target, board) + (["--runtime", runtime] if runtime else [])
+        raw = measure_remote(board, model.path, args)
         raw["host"] = board.destination
         if board.emulated:
             raw[EMULATED] = True

@@ -102,8 +102,9 @@ def bench(
                                                        "for and missing is an error, never a CPU run.")] = None,
     against: Annotated[Path | None, typer.Option("--against", help="A reference model (file or checkpoint, "
                                                  "e.g. the main branch's build) measured in the same run in "
-                                                 "alternating rounds; the verdict is on the paired ratio. Local "
-                                                 "targets only.")] = None,
+                                                 "alternating rounds; the verdict is on the paired ratio. Here or "
+                                                 "on the board (the agent alternates there); not for "
+                                                 "predicted devices.")] = None,
     baseline: Annotated[Path | None, typer.Option("--baseline", help="Baseline JSON to compare with, e.g. "
                                                   "benchmarks/baselines/intel-cpu.json (with --against: shown "
                                                   "beside the paired verdict).")] = None,
