@@ -125,3 +125,50 @@ def test_ramped_keep_falls_from_dense_to_the_target():
     assert path[0] == 1000 and path[5:] == [10] * 6
     assert all(a >= b for a, b in zip(path, path[1:]))
     assert ramped_keep(1000, 10, 0.0, 0.0) == 10  # no ramp: the paper's one jump
+
+
+@pytest.mark.parametrize("allocation", sparse.ALLOCATIONS)
+def test_dense_input_keeps_the_stem_whole_within_the_same_total(allocation):
+    model = _small_network()
+    sparse.init_scores(model)
+    plain = sparse.allocate(model, 0.9, allocation)
+    kept = sparse.allocate(model, 0.9, allocation, dense_input=True)
+    stem = next(sparse.sparse_layers(model))
+    assert kept[next(iter(kept))] == stem.weight.numel() == stem.keep
+    assert abs(sum(kept.values()) - sum(plain.values())) <= len(kept) // 2 + 1
+    with pytest.raises(ValueError, match="dense input layer"):
+        sparse.allocate(model, 0.9999, allocation, dense_input=True)
+
+
+def _chain() -> nn.Sequential:
+    """conv (1 -> 4) keeping one weight, so three of its outputs are BN constants, then a 1x1 conv whose
+    highest scores all read those dead channels: a per-layer top-k spends its budget on them."""
+    torch.manual_seed(0)
+    model = nn.Sequential(SparseConv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                          SparseConv2d(4, 4, 1, bias=False), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), SparseLinear(4, 3))
+    first, second, head = sparse.sparse_layers(model)
+    first.scores.data = torch.zeros_like(first.scores)
+    first.scores.data[0, 0, 1, 1] = 1.0  # only output channel 0 reads the image
+    second.scores.data = torch.ones_like(second.scores)
+    second.scores.data[:, 0] = 0.1  # reading live channel 0 ranks lowest
+    head.scores.data = torch.rand_like(head.scores)
+    first.keep, second.keep, head.keep = 1, 4, 6
+    return model
+
+
+def test_connected_freeze_spends_the_budget_on_weights_that_read_live_channels():
+    x = torch.randn(32, 1, 8, 8)
+    plain, connected = _chain(), _chain()
+    sparse.freeze_masks(plain)
+    sparse.freeze_masks(connected, x)
+    second = list(sparse.sparse_layers(connected))[1]
+    assert second.mask[:, 0].sum() == 4 and second.mask.sum() == 4  # all four read the live channel
+    assert list(sparse.sparse_layers(plain))[1].mask[:, 0].sum() == 0
+    for model in (plain, connected):
+        model.eval()
+    with torch.no_grad():
+        assert plain(x).std(0).max() < 1e-6  # cut: the same output for every image
+        assert connected(x).std(0).max() > 1e-3
+    assert all(layer.mode == "masked" for layer in sparse.sparse_layers(connected))
+    assert sum(int(layer.mask.sum()) for layer in sparse.sparse_layers(connected)) == 1 + 4 + 6

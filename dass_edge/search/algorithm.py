@@ -33,6 +33,7 @@ from dass_edge.search.supernet import SearchNetwork
 log = logging.getLogger(__name__)
 
 Split = tuple[torch.Tensor, torch.Tensor]
+CONNECT_IMAGES = 256  # enough for every channel that varies with the input to vary in the batch
 
 # Told after every batch: (step, batches done, batches planned, seconds since the step began). A context
 # variable, so the steps keep their signatures and an observer (search/budget.py) is local to its run.
@@ -64,6 +65,8 @@ class StepConfig:
     grad_clip: float = 5.0
     max_batches: int | None = None
     ramp: float = 0.0  # prune only: share of the step over which sparsity rises from 0 to its target
+    connected: bool = False  # prune only: final masks among weights that read live channels (sparse.freeze_masks)
+    dense_input: bool = False  # prune only: the stem kept whole within the same total (sparse.allocate)
 
 
     def batches_per_epoch(self, n: int) -> int:
@@ -219,10 +222,11 @@ def pretrain(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig,
 def prune(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, sparsity: float,
           seed: int = 0, allocation: sparse.Allocation = "uniform", amp: bool = False) -> StepResult:
     """Step 2 (Eq. 7): learn pruning scores (weights frozen) through the top-k mask, alternating with alpha
-    on L_val of the masked network; ends with every mask fixed at the top-k of its scores and BatchNorm
-    statistics re-estimated for the pruned network."""
+    on L_val of the masked network; ends with every mask fixed at the top-k of its scores (with
+    ``cfg.connected``, among weights that read live channels, judged on CONNECT_IMAGES training images) and
+    BatchNorm statistics re-estimated for the pruned network."""
     sparse.init_scores(model)
-    sparse.allocate(model, sparsity, allocation)
+    sparse.allocate(model, sparsity, allocation, cfg.dense_input)
     sparse.set_mode(model, "prune", sparsity)
     layers = list(sparse.sparse_layers(model))
     targets = [layer.keep for layer in layers]
@@ -242,7 +246,7 @@ def prune(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, sp
             p.requires_grad_(True)
         for layer, keep in zip(layers, targets):
             layer.keep = keep
-    sparse.freeze_masks(model)
+    sparse.freeze_masks(model, train[0][:CONNECT_IMAGES] if cfg.connected else None)
     recalibrate_bn(model, train[0], cfg.batch_size, seed)
     return result
 

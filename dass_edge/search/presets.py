@@ -88,26 +88,28 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "quick", "the demo's, about 12 minutes for the whole demo on 2 CPU cores: 2,000 digits, 5-cell 16-channel "
             "cell networks, ERK allocation and a pruning ramp so that 99% still learns",
-            StepConfig(2, 0.05, batch_size=64), StepConfig(1, 0.1, batch_size=64, ramp=0.7),
+            StepConfig(2, 0.05, batch_size=64),
+            StepConfig(1, 0.1, batch_size=64, ramp=0.7, connected=True, dense_input=True),
             StepConfig(3, 0.05, batch_size=64),  # 0.05: +4 points over 0.1 on the DASS network (docs/training.md)
             search_channels=8, search_cells=4, train_channels=16, train_cells=5, baseline_width=0.25,
             baseline_widths=(("resnet-18", 0.125),),  # non-zero counts near the cell networks' (Table 5)
             train_samples=2000, test_samples=500, demo_variants=("custom",), allocation="erk",
             search_pretrain=StepConfig(1, 0.05, batch_size=32, max_batches=12),
-            search_prune=StepConfig(1, 0.1, batch_size=32, max_batches=8, ramp=0.7),
+            search_prune=StepConfig(1, 0.1, batch_size=32, max_batches=8, ramp=0.7, connected=True, dense_input=True),
         ),
         Preset(
             "cpu", "for a machine without a GPU: about an hour per model on 2 cores (estimated from the quick "
             "preset's measured images/s): all training images, 8-cell 24-channel cell networks, 5/3/15 epochs",
-            StepConfig(5, 0.05), StepConfig(3, 0.1, ramp=0.7), StepConfig(15, 0.1),
+            StepConfig(5, 0.05), StepConfig(3, 0.1, ramp=0.7, connected=True, dense_input=True), StepConfig(15, 0.1),
             search_channels=8, search_cells=5, train_channels=24, train_cells=8, baseline_width=0.5,
             baseline_widths=(("resnet-18", 0.25),), demo_variants=("custom",), allocation="erk",
-            search_pretrain=StepConfig(6, 0.05, batch_size=32), search_prune=StepConfig(4, 0.1, batch_size=32, ramp=0.7),
+            search_pretrain=StepConfig(6, 0.05, batch_size=32),
+            search_prune=StepConfig(4, 0.1, batch_size=32, ramp=0.7, connected=True, dense_input=True),
         ),
         Preset(
             "smoke", "seconds, for tests and scripts: a few batches of tiny networks",
             StepConfig(1, 0.05, batch_size=32, max_batches=3), StepConfig(1, 0.1, batch_size=32, max_batches=3,
-                                                                          ramp=0.7),
+                                                                          ramp=0.7, connected=True),
             StepConfig(1, 0.05, batch_size=32, max_batches=4),
             search_channels=4, search_cells=3, train_channels=4, train_cells=3, baseline_width=0.125,
             train_samples=256, test_samples=128, demo_variants=("custom",), allocation="erk",

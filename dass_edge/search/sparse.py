@@ -12,7 +12,7 @@ of them shape the forward pass:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import torch
@@ -132,12 +132,76 @@ def init_scores(model: nn.Module) -> None:
         layer.init_scores()
 
 
-def freeze_masks(model: nn.Module) -> None:
-    """Fix every mask at the top-k of its scores (k from allocate()) and zero the pruned weights."""
+def freeze_masks(model: nn.Module, x: torch.Tensor | None = None) -> None:
+    """Fix every mask at the top-k of its scores (k from allocate()) and zero the pruned weights.
+
+    Given a batch ``x``, the top-k is taken only among weights that read input channels which vary with the
+    input (connected_topk): the per-layer top-k of the paper picks each layer's mask on its own, and at 99%
+    about a third of the kept weights of the quick preset's DASS network read channels an earlier layer's
+    mask had already cut (docs/training.md), so they could never carry signal.
+    """
+    if x is None:
+        for layer in sparse_layers(model):
+            layer.mask.copy_(topk_mask(layer.scores, layer.keep))
+            layer.weight.data.mul_(layer.mask)
+        set_mode(model, "masked")
+        return
+    connected_masks(model, x, lambda layer: layer.scores.detach().abs(), lambda layer: layer.keep)
+
+
+def varying_channels(x: torch.Tensor, atol: float = 1e-6) -> torch.Tensor:
+    """Bool per channel of a batch: does the channel differ between samples anywhere?"""
+    spread = (x.amax(0) - x.amin(0)).reshape(x.shape[1], -1).amax(1)
+    return spread > atol
+
+
+def connected_topk(layer: SparseMixin, live: torch.Tensor, rank: torch.Tensor, k: int) -> torch.Tensor:
+    """Mask of the ``k`` highest-``rank`` weights among those that read ``live`` input channels (fewer if
+    fewer weights read live channels; at least one, so no layer is cut off entirely)."""
+    weight = layer.weight
+    if isinstance(layer, SparseConv2d) and layer.groups > 1:
+        allowed = live.view(-1, 1, 1, 1).expand_as(weight)
+    else:
+        allowed = live.view(1, -1, *[1] * (weight.dim() - 2)).expand_as(weight)
+    ranked = torch.where(allowed, rank, torch.full_like(rank, -1.0)).flatten()
+    mask = torch.zeros_like(ranked)
+    mask[torch.topk(ranked, min(k, int(allowed.sum()) or 1)).indices] = 1.0
+    return mask.view_as(weight)
+
+
+@torch.no_grad()
+def connected_masks(model: nn.Module, x: torch.Tensor, rank: Callable[[SparseMixin], torch.Tensor],
+                    keep: Callable[[SparseMixin], int]) -> None:
+    """Mask every sparse layer by connected_topk from the input it receives, and zero its pruned weights.
+
+    One forward pass of ``x`` in train mode (BatchNorm on batch statistics; running statistics untouched):
+    a pre-hook masks each layer before it runs, so the live channels it sees are those of the network
+    already masked upstream.
+    """
     for layer in sparse_layers(model):
-        layer.mask.copy_(topk_mask(layer.scores, layer.keep))
-        layer.weight.data.mul_(layer.mask)
+        layer.mask.fill_(1.0)
     set_mode(model, "masked")
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.momentum = 0.0
+
+    def mask_from_input(layer: SparseMixin, inputs: tuple[torch.Tensor, ...]) -> None:
+        layer.mask.copy_(connected_topk(layer, varying_channels(inputs[0]), rank(layer), keep(layer)))
+        layer.weight.data.mul_(layer.mask)
+
+    handles = [layer.register_forward_pre_hook(mask_from_input)  # type: ignore[attr-defined]
+               for layer in sparse_layers(model)]
+    was_training = model.training
+    try:
+        model.train()
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        model.train(was_training)
 
 
 def magnitude_masks(model: nn.Module, sparsity: float, allocation: Allocation = "uniform") -> None:
@@ -147,7 +211,8 @@ def magnitude_masks(model: nn.Module, sparsity: float, allocation: Allocation = 
     freeze_masks(model)
 
 
-def allocate(model: nn.Module, sparsity: float, allocation: Allocation = "uniform") -> dict[str, int]:
+def allocate(model: nn.Module, sparsity: float, allocation: Allocation = "uniform", dense_input: bool = False
+             ) -> dict[str, int]:
     """Decide how many weights each sparse layer keeps, for ``sparsity`` of all prunable weights in total.
 
     ``uniform`` is the paper's rule (every layer pruned by the same ratio). In a narrow network at 99% it
@@ -156,19 +221,33 @@ def allocate(model: nn.Module, sparsity: float, allocation: Allocation = "unifor
     / (their product), so small layers (depthwise convs, 1x1 reductions, the classifier) stay denser.
     ``global`` ranks the initial scores (HYDRA-scaled magnitudes, see init_scores) of all layers together.
     All three keep the same total; returns layer name -> kept count.
+
+    ``dense_input`` keeps the first sparse layer (the stem, in every network here) whole and spreads what is
+    left of the same total over the others. At 99% ERK leaves the quick preset's 48-channel stem 14 weights:
+    8 live channels of one or two pixel taps each, a bottleneck every later layer has to read through.
     """
     layers = dict(_named_sparse_layers(model))
     sizes = {name: layer.weight.numel() for name, layer in layers.items()}
     total_kept = kept_count(sum(sizes.values()), sparsity)
+    kept: dict[str, int] = {}
+    if dense_input:
+        first = next(iter(layers))
+        kept[first] = sizes.pop(first)
+        layers.pop(first)
+        if total_kept - kept[first] < len(layers):
+            raise ValueError(f"a dense input layer ({kept[first]} weights) leaves less than one weight per other "
+                             f"layer of the {total_kept} kept at sparsity {sparsity}")
+    budget = total_kept - sum(kept.values())
     if allocation == "uniform":
-        kept = {name: kept_count(n, sparsity) for name, n in sizes.items()}
+        ratio = sparsity if not kept else 1.0 - budget / sum(sizes.values())
+        kept |= {name: kept_count(n, ratio) for name, n in sizes.items()}
     elif allocation == "erk":
-        kept = _erk(layers, sizes, total_kept)
+        kept |= _erk(layers, sizes, budget)
     elif allocation == "global":
-        kept = _global(layers, total_kept)
+        kept |= _global(layers, budget)
     else:
         raise ValueError(f"unknown allocation {allocation!r}; expected one of {ALLOCATIONS}")
-    for name, layer in layers.items():
+    for name, layer in dict(_named_sparse_layers(model)).items():
         layer.sparsity = sparsity
         layer.keep = kept[name]
     return kept
