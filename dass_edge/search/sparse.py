@@ -227,27 +227,25 @@ def allocate(model: nn.Module, sparsity: float, allocation: Allocation = "unifor
     8 live channels of one or two pixel taps each, a bottleneck every later layer has to read through.
     """
     layers = dict(_named_sparse_layers(model))
-    sizes = {name: layer.weight.numel() for name, layer in layers.items()}
-    total_kept = kept_count(sum(sizes.values()), sparsity)
-    kept: dict[str, int] = {}
-    if dense_input:
-        first = next(iter(layers))
-        kept[first] = sizes.pop(first)
-        layers.pop(first)
-        if total_kept - kept[first] < len(layers):
-            raise ValueError(f"a dense input layer ({kept[first]} weights) leaves less than one weight per other "
-                             f"layer of the {total_kept} kept at sparsity {sparsity}")
+    total_kept = kept_count(sum(layer.weight.numel() for layer in layers.values()), sparsity)
+    first = next(iter(layers)) if dense_input else None
+    kept = {first: layers[first].weight.numel()} if first is not None else {}
+    spread = {name: layer for name, layer in layers.items() if name != first}
+    sizes = {name: layer.weight.numel() for name, layer in spread.items()}
     budget = total_kept - sum(kept.values())
+    if first is not None and budget < len(spread):
+        raise ValueError(f"a dense input layer ({kept[first]} weights) leaves less than one weight per other "
+                         f"layer of the {total_kept} kept at sparsity {sparsity}")
     if allocation == "uniform":
-        ratio = sparsity if not kept else 1.0 - budget / sum(sizes.values())
+        ratio = sparsity if first is None else 1.0 - budget / sum(sizes.values())
         kept |= {name: kept_count(n, ratio) for name, n in sizes.items()}
     elif allocation == "erk":
-        kept |= _erk(layers, sizes, budget)
+        kept |= _erk(spread, sizes, budget)
     elif allocation == "global":
-        kept |= _global(layers, budget)
+        kept |= _global(spread, budget)
     else:
         raise ValueError(f"unknown allocation {allocation!r}; expected one of {ALLOCATIONS}")
-    for name, layer in dict(_named_sparse_layers(model)).items():
+    for name, layer in layers.items():
         layer.sparsity = sparsity
         layer.keep = kept[name]
     return kept
