@@ -39,11 +39,11 @@ CUSTOM = "custom"  # --variant: retrain a searched genotype at the preset's own 
 class DataChoice:
     name: str
     data_dir: str | None = None
-    image_size: int = 32
+    image_size: int | None = None  # None: the preset's
 
     def load(self, preset: Preset) -> Dataset:
-        return load_dataset(self.name, self.data_dir, self.image_size).subset(preset.train_samples,
-                                                                              preset.test_samples)
+        size = self.image_size or preset.image_size
+        return load_dataset(self.name, self.data_dir, size).subset(preset.train_samples, preset.test_samples)
 
 
 def seed_everything(seed: int) -> None:

