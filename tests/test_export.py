@@ -53,17 +53,10 @@ def test_covering_targets_cover_the_registry():
     assert all(file_configs(t) <= covered for t in load_targets().values())
 
 
-# The smoke MobileNet-v2 at 90% is alive now that BatchNorm statistics are re-estimated, and its near-dead
-# channels (tiny BN variances) amplify FP16 rounding to 0.006-0.011 (FP16 targets allow 0.02 since then).
-FP16_TINY_VARIANCE = pytest.mark.xfail(reason="FP16 rounding amplified by tiny BN variances (issue 9)", strict=False)
-
-
 def _round_trip_cases():
     for arch in ARCHS:
         for target in covering_targets():
-            fp16 = get_target(target).precision == "fp16"
-            marks = [FP16_TINY_VARIANCE] if arch == "mobilenet-v2" and fp16 else []
-            yield pytest.param(arch, target, marks=marks, id=f"{arch}-{target}")
+            yield pytest.param(arch, target, id=f"{arch}-{target}")
 
 
 @pytest.mark.parametrize("arch, target", _round_trip_cases())
