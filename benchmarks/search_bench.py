@@ -1,10 +1,13 @@
 """Training throughput on this CPU: seconds per batch and images per second of every DASS step.
 
     .venv/bin/python benchmarks/search_bench.py [--preset quick] [--sparsity 0.99] [--seeds 0 1]
+        [--image-size 32] [--batches 10]
 
 Prints, for the preset: time per batch of each search step (supernet pretrain and prune, each with its alpha
 step) and of the fine-tune of the searched genotype and of DARTS-V2 at the same size (--variant), with their
-test accuracy. The accuracy comparison with several seeds is benchmarks/dass_vs_darts.py.
+test accuracy. ``--image-size`` and ``--batches`` size a before/after throughput run (the quick preset at
+its own 16x16 against 32x32) without the whole schedule; the accuracy comparison with several seeds is
+benchmarks/dass_vs_darts.py.
 """
 
 from __future__ import annotations
@@ -30,14 +33,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--variant", default=None, help="Table 2 size both genotypes are retrained at (default: "
                         "DASS fine-tuned from the supernet, DARTS-V2 at the preset's size)")
+    parser.add_argument("--image-size", type=int, help="side of the images (default: the preset's)")
+    parser.add_argument("--batches", type=int, help="time only this many batches of one epoch per step")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     preset = get_preset(args.preset)
-    data = DataChoice(args.data)
+    if args.batches:
+        preset = preset.with_overrides(epochs=(1, 1, 1), max_batches=args.batches)
+    data = DataChoice(args.data, image_size=args.image_size)
     accuracy: dict[str, list[float]] = {"dass": [], "darts-v2": []}
     print(f"preset {preset.name}, sparsity {args.sparsity}, variant {args.variant}, {args.threads} threads, "
-          f"data {args.data}")
+          f"data {args.data} at {args.image_size or preset.image_size}x{args.image_size or preset.image_size}")
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)

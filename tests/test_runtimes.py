@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from dataclasses import replace
 
@@ -52,6 +53,21 @@ def test_session_contract_and_outputs(files, runtime):
     np.testing.assert_allclose(session.run(x), expected, atol=5e-3 if runtime == "openvino" else 1e-4)
     with pytest.raises(InputError, match="expects input"):
         session.run(x[:, :1])
+
+
+def test_litert_keeps_its_delegate_line_off_the_terminal(files):
+    """LiteRT's C++ prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on stderr once per
+    process; the adapter sends it to the log. A fresh process each, since the line comes only once."""
+    def run(code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code, str(files["litert"])], capture_output=True, text=True,
+                              check=True, timeout=120)
+
+    raw = run("import sys; from ai_edge_litert.interpreter import Interpreter; "
+              "Interpreter(model_path=sys.argv[1]).allocate_tensors()")
+    assert "XNNPACK" in raw.stderr  # the line the adapter must hide exists
+    ours = run("import logging, sys; logging.basicConfig(level=logging.DEBUG, stream=sys.stdout); "
+               "from dass_edge import runtimes; runtimes.load(sys.argv[1], device='CPU')")
+    assert "XNNPACK" not in ours.stderr and "XNNPACK" in ours.stdout  # in the log, not on the terminal
 
 
 def test_torch_defaults_to_cuda_only_when_available(files):

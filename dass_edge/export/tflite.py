@@ -16,15 +16,8 @@ Every file is then checked against the builtin ops of the target's tflite-runtim
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import logging
-import os
-import sys
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -32,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dass_edge import native_output
 from dass_edge.errors import DassEdgeError
 from dass_edge.export import Artifact
 from dass_edge.export.known_ops import tflite_op_counts
 from dass_edge.runtimes import require
 from dass_edge.targets import Target
 
-log = logging.getLogger(__name__)
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
@@ -53,29 +46,6 @@ def depthwise_count(model: nn.Module) -> int:
     model pads to a channel multiple) is constant-folded by the converter, rightly."""
     return sum(1 for m in model.modules()
                if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels and bool(m.weight.any()))
-
-
-@contextlib.contextmanager
-def _output_to_log(tool: str) -> Iterator[None]:
-    """litert-torch, TensorFlow's converter and the quantizer print progress bars and C++ log lines ("I0000
-    ... flatbuffer_export.cc") on the process's stdout and stderr, below Python: a CLI's stdout carries its
-    results and its stderr the user's messages, so both file descriptors go to the log while they run."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()) as out, \
-            contextlib.redirect_stderr(io.StringIO()) as err:
-        saved = [os.dup(fd) for fd in (1, 2)]
-        for fd in (1, 2):
-            os.dup2(sink.fileno(), fd)
-        try:
-            yield
-        finally:
-            for fd, old in zip((1, 2), saved):
-                os.dup2(old, fd)
-                os.close(old)
-            sink.seek(0)
-            text = sink.read().decode(errors="replace") + out.getvalue() + err.getvalue()
-            log.debug("%s: %s", tool, text.strip())
 
 
 class PaddedAvgPool(nn.Module):
@@ -127,13 +97,13 @@ def with_builtin_pools(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Mod
 
 
 def _convert(model: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
-    with _output_to_log("litert-torch"):  # importing it imports TensorFlow, which logs from C++ at once
+    with native_output.to_log("litert-torch"):  # importing it imports TensorFlow, which logs from C++ at once
         litert_torch = require("litert_torch", "tflite")
         litert_torch.convert(with_builtin_pools(model, input_shape), (torch.zeros(input_shape),)).export(str(path))
 
 
 def _to_fp16(source: Path, path: Path) -> None:
-    with _output_to_log("ai-edge-quantizer"):
+    with native_output.to_log("ai-edge-quantizer"):
         aeq = require("ai_edge_quantizer.quantizer", "tflite")
         from ai_edge_quantizer import qtyping
 
@@ -145,7 +115,7 @@ def _to_fp16(source: Path, path: Path) -> None:
         quantizer.update_quantization_recipe(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op),
                                              algorithm_key=aeq.AlgorithmName.FLOAT_CASTING,
                                              op_config=config)
-    with _output_to_log("ai-edge-quantizer"):
+    with native_output.to_log("ai-edge-quantizer"):
         path.write_bytes(inline_buffers(bytes(quantizer.quantize().quantized_model)))
 
 

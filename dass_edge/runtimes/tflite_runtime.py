@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dass_edge import native_output
 from dass_edge.errors import InputError
 from dass_edge.runtimes import Runtime, Session, require
 
@@ -24,8 +25,9 @@ def open_session(path: Path, spec: Runtime, *, threads: int | None, device: str 
     if device != "CPU":
         raise InputError(f"{spec.name} runs TFLite files on the CPU here, not {device}")
     try:
-        interpreter = module.Interpreter(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
+        with native_output.to_log(spec.name):  # the XNNPACK delegate's INFO line
+            interpreter = module.Interpreter(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise InputError(f"{spec.name} cannot load {path}: {str(exc).splitlines()[0]}") from None
     source = interpreter.get_input_details()[0]

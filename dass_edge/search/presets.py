@@ -46,10 +46,12 @@ class Preset:
         return asdict(self)
 
     def with_overrides(self, epochs: tuple[int, int, int] | None = None,
-                       batch_sizes: tuple[int, int, int] | None = None, allocation: str | None = None) -> Preset:
+                       batch_sizes: tuple[int, int, int] | None = None, allocation: str | None = None,
+                       max_batches: int | None = None) -> Preset:
         """The same schedule with per-step epochs / batch sizes (pretrain, prune, fine-tune) or allocation replaced.
 
-        An override of the epochs lifts the preset's cap on batches per epoch: the user asked for whole epochs.
+        An override of the epochs lifts the preset's cap on batches per epoch (the user asked for whole epochs)
+        unless ``max_batches`` sets a new one (a throughput benchmark that times a few batches per step).
         """
         search_pretrain, search_prune = self.search_steps()
         steps = {"pretrain": self.pretrain, "prune": self.prune, "finetune": self.finetune,
@@ -57,6 +59,8 @@ class Preset:
         position = {"pretrain": 0, "prune": 1, "finetune": 2, "search_pretrain": 0, "search_prune": 1}
         if epochs is not None:
             steps = {name: replace(cfg, epochs=epochs[position[name]], max_batches=None) for name, cfg in steps.items()}
+        if max_batches is not None:
+            steps = {name: replace(cfg, max_batches=max_batches) for name, cfg in steps.items()}
         if batch_sizes is not None:
             steps = {name: replace(cfg, batch_size=batch_sizes[position[name]]) for name, cfg in steps.items()}
         if allocation is not None and allocation not in ALLOCATIONS:
