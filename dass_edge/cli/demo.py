@@ -71,7 +71,7 @@ def _log_to(path: Path) -> Iterator[None]:
 
 def demo(
     out: OutDir = Path("runs/demo"),
-    preset: Annotated[str, typer.Option("--preset", help="quick (the default, about 11 minutes on 2 CPU "
+    preset: Annotated[str, typer.Option("--preset", help="quick (the default, 11-15 minutes on 2 CPU "
                                         "cores), cpu (hours) or smoke (a few minutes, for CI).")] = "quick",
     data: Data = "mnist5k",
     data_dir: DataDir = None,

@@ -91,7 +91,7 @@ PRESETS: dict[str, Preset] = {
             StepConfig(50, 0.025), StepConfig(20, 0.1), StepConfig(200, 0.01),
         ),
         Preset(
-            "quick", "the demo's, about 11 minutes for the whole demo on 2 CPU cores: all 4,000 training digits "
+            "quick", "the demo's, 11-15 minutes for the whole demo on 2 CPU cores: all 4,000 training digits "
             "scaled to 16x16, 5-cell 16-channel cell networks, 3/2/8 epochs, ERK allocation, a pruning ramp, "
             "connected masks and a dense stem so that 99% still learns",
             StepConfig(3, 0.05, batch_size=64),
