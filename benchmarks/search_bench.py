@@ -41,10 +41,11 @@ def main() -> None:
     preset = get_preset(args.preset)
     if args.batches:
         preset = preset.with_overrides(epochs=(1, 1, 1), max_batches=args.batches)
-    data = DataChoice(args.data, image_size=args.image_size)
+    size = args.image_size or preset.image_size
+    data = DataChoice(args.data, image_size=size)
     accuracy: dict[str, list[float]] = {"dass": [], "darts-v2": []}
     print(f"preset {preset.name}, sparsity {args.sparsity}, variant {args.variant}, {args.threads} threads, "
-          f"data {args.data} at {args.image_size or preset.image_size}x{args.image_size or preset.image_size}")
+          f"data {args.data} at {size}x{size}")
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)

@@ -12,6 +12,7 @@ from dass_edge.data.datasets import load_dataset
 from dass_edge.search import algorithm
 from dass_edge.search.algorithm import StepConfig
 from dass_edge.search.models import ModelSpec, build_model
+from dass_edge.search.presets import get_preset
 
 runner = CliRunner()
 
@@ -70,3 +71,13 @@ def test_bad_overrides_fail_in_one_line(args, message):
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: {result.stderr.strip()[7:]}" and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_batch_cap_survives_an_epoch_override():
+    """search_bench times a few batches per step: whole epochs (the override's default) unless capped."""
+    quick = get_preset("quick")
+    capped = quick.with_overrides(epochs=(1, 1, 1), max_batches=10)
+    steps = (capped.pretrain, capped.prune, capped.finetune, *capped.search_steps())
+    assert all((cfg.epochs, cfg.max_batches) == (1, 10) for cfg in steps)
+    assert quick.with_overrides(epochs=(1, 1, 1)).search_steps()[0].max_batches is None
+    assert (capped.finetune.lr, capped.prune.ramp, capped.image_size) == (quick.finetune.lr, quick.prune.ramp, 16)
