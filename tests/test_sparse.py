@@ -44,6 +44,22 @@ def test_scores_get_gradients_through_the_straight_through_mask():
     assert int(torch.count_nonzero(layer.scores.grad * (1 - layer.mask))) > 0
 
 
+def test_magnitude_mode_trains_the_kept_weights_and_masks_by_their_current_size():
+    layer = SparseConv2d(4, 4, 3, padding=1)
+    sparse.allocate(layer, 0.75)
+    sparse.set_mode(layer, "magnitude")
+    layer(torch.randn(2, 4, 8, 8)).square().sum().backward()
+    assert layer.scores.grad is None and layer.weight.grad is not None
+    assert torch.equal(layer.weight.grad != 0, layer.mask.bool())  # pruned weights get no gradient
+    with torch.no_grad():
+        smallest_kept = torch.where(layer.mask.bool(), layer.weight.abs(), torch.inf).argmin()
+        dropped = torch.where(layer.mask.bool(), -torch.inf, layer.weight.abs()).argmax()
+        layer.weight.view(-1)[dropped] = 10.0  # a dropped weight grows past every kept one
+        layer(torch.randn(1, 4, 8, 8))
+    assert layer.mask.view(-1)[dropped] == 1 and layer.mask.view(-1)[smallest_kept] == 0
+    assert int(layer.mask.sum()) == layer.keep
+
+
 def test_init_scores_follow_eq3_with_hydra_scale():
     layer = SparseConv2d(3, 5, 3)
     sparse.init_scores(layer)

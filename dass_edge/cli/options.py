@@ -26,6 +26,10 @@ BatchSize = Annotated[str | None, typer.Option("--batch-size", help="Batch size 
 Allocation = Annotated[str | None, typer.Option("--allocation", help="How the kept weights are spread over layers: "
                                                 "uniform (the paper: every layer at --sparsity), erk (Erdos-Renyi "
                                                 "kernel) or global (one ranking of all scores). Default: the preset's.")]
+PruneBy = Annotated[str | None, typer.Option("--prune-by", help="What picks the masks in the prune step: scores "
+                                             "(HYDRA's learned scores on frozen weights, the paper) or magnitude "
+                                             "(the weights keep training, each mask the top-k of |w|). Default: "
+                                             "the preset's.")]
 Data = Annotated[str, typer.Option("--data", help="Data set: mnist5k (bundled), fashion-mnist (Debian package), "
                                    "cifar10 (needs --data-dir) or folder (one sub-folder per class).")]
 AllowDead = Annotated[bool, typer.Option("--allow-dead", help="Go on with a network whose output does not depend "

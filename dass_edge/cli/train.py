@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from dass_edge.cli.options import (Allocation, Amp, BatchSize, Data, DataDir, Device, Epochs, Fresh, JsonFlag,
-                                   OutDir, Preset, Seed, Sparsity, emit)
+                                   OutDir, Preset, PruneBy, Seed, Sparsity, emit)
 
 if TYPE_CHECKING:
     from dass_edge.search.presets import Preset as Schedule
@@ -37,7 +37,7 @@ def _report(path: Path, as_json: bool) -> None:
 
 
 def _schedule(preset: str | None, epochs: str | None, batch_size: str | None, allocation: str | None,
-              device: str) -> tuple[Schedule, str | None]:
+              prune_by: str | None, device: str) -> tuple[Schedule, str | None]:
     """The schedule to run, and a note to print when it was chosen for this machine (no --preset)."""
     from dass_edge.device import resolve_device
     from dass_edge.search.budget import default_preset
@@ -54,6 +54,7 @@ def _schedule(preset: str | None, epochs: str | None, batch_size: str | None, al
         parse_per_step(epochs, "--epochs") if epochs else None,
         parse_per_step(batch_size, "--batch-size") if batch_size else None,
         allocation,
+        prune_by=prune_by,
     )
     return schedule, note
 
@@ -73,6 +74,7 @@ def search(
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     allocation: Allocation = None,
+    prune_by: PruneBy = None,
     fresh: Fresh = False,
     device: Device = "auto",
     amp: Amp = False,
@@ -87,7 +89,7 @@ def search(
     """
     from dass_edge.workflows import DataChoice, run_search
 
-    schedule, note = _schedule(preset, epochs, batch_size, allocation, device)
+    schedule, note = _schedule(preset, epochs, batch_size, allocation, prune_by, device)
     path = run_search(DataChoice(data, str(data_dir) if data_dir else None), schedule, sparsity, out, seed,
                       resume=not fresh, on_start=_announce(note), device=device, amp=amp)
     _report(path, as_json)
@@ -110,6 +112,7 @@ def train(
     epochs: Epochs = None,
     batch_size: BatchSize = None,
     allocation: Allocation = None,
+    prune_by: PruneBy = None,
     fresh: Fresh = False,
     device: Device = "auto",
     amp: Amp = False,
@@ -118,14 +121,14 @@ def train(
     """Fine-tune a sparse network (DASS step 3), or train and prune a baseline with HYDRA.
 
     A search checkpoint without --variant fine-tunes the genotype with the supernet's inherited weights and
-    masks. Anything else is built at its size and trained dense, pruned by learned scores, then fine-tuned,
+    masks. Anything else is built at its size and trained dense, pruned (--prune-by), then fine-tuned,
     with a checkpoint after each step (OUT/NAME-pretrain.pt, OUT/NAME-prune.pt) that a rerun with the same
     settings resumes from unless --fresh. A run expected to take over an hour says so after its first batches.
     Data-parallel on several processes or machines: `torchrun --nproc_per_node N -m dass_edge train ...`.
     """
     from dass_edge.workflows import DataChoice, run_train
 
-    schedule, note = _schedule(preset, epochs, batch_size, allocation, device)
+    schedule, note = _schedule(preset, epochs, batch_size, allocation, prune_by, device)
     path = run_train(arch, DataChoice(data, str(data_dir) if data_dir else None), schedule, sparsity, out,
                      variant, seed, resume=not fresh, on_start=_announce(note), device=device, amp=amp)
     _report(path, as_json)

@@ -33,6 +33,7 @@ from dass_edge.search.supernet import SearchNetwork
 log = logging.getLogger(__name__)
 
 Split = tuple[torch.Tensor, torch.Tensor]
+PRUNE_RANKS = ("scores", "magnitude")
 CONNECT_IMAGES = 256  # enough for every channel that varies with the input to vary in the batch
 
 # Told after every batch: (step, batches done, batches planned, seconds since the step began). A context
@@ -68,6 +69,13 @@ class StepConfig:
     connected: bool = False  # prune only: final masks among weights that read live channels (sparse.freeze_masks)
     dense_input: bool = False  # prune only: the stem kept whole within the same total (sparse.allocate)
 
+    # prune only: what picks the masks. "scores": HYDRA scores learned on frozen weights (the paper's);
+    # "magnitude": the weights keep training (at ``lr``) and each mask is the top-k of |w| (see prune()).
+    rank: str = "scores"
+
+    def __post_init__(self) -> None:
+        if self.rank not in PRUNE_RANKS:
+            raise InputError(f"unknown prune rank {self.rank!r}; known: {', '.join(PRUNE_RANKS)}")
 
     def batches_per_epoch(self, n: int) -> int:
         full = math.ceil(n / self.batch_size)
@@ -224,14 +232,22 @@ def prune(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, sp
     """Step 2 (Eq. 7): learn pruning scores (weights frozen) through the top-k mask, alternating with alpha
     on L_val of the masked network; ends with every mask fixed at the top-k of its scores (with
     ``cfg.connected``, among weights that read live channels, judged on CONNECT_IMAGES training images) and
-    BatchNorm statistics re-estimated for the pruned network."""
+    BatchNorm statistics re-estimated for the pruned network.
+
+    With ``cfg.rank == "magnitude"`` the weights train instead of the scores and every mask is the top-k of
+    |w| (gradual magnitude pruning when ``cfg.ramp`` is set). In a short budget HYDRA's scores barely move
+    (about 1e-5 a step against values near 0.1), so the prune step is magnitude pruning of frozen weights: at
+    99% the cell networks of the quick preset fall to chance by the ramp's end and fine-tuning starts from
+    there. Weights that keep training while the mask tightens adapt to it (docs/training.md).
+    """
+    by_magnitude = cfg.rank == "magnitude"
     sparse.init_scores(model)
     sparse.allocate(model, sparsity, allocation, cfg.dense_input)
-    sparse.set_mode(model, "prune", sparsity)
+    sparse.set_mode(model, "magnitude" if by_magnitude else "prune", sparsity)
     layers = list(sparse.sparse_layers(model))
     targets = [layer.keep for layer in layers]
-    scores = [layer.scores for layer in layers]
-    frozen = _weights(model)
+    trained = _weights(model) if by_magnitude else [layer.scores for layer in layers]
+    frozen = [] if by_magnitude else _weights(model)
     for p in frozen:
         p.requires_grad_(False)
 
@@ -240,12 +256,14 @@ def prune(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, sp
             layer.keep = ramped_keep(layer.weight.numel(), keep, progress, cfg.ramp)
 
     try:
-        result = _run("prune", model, scores, train, val, cfg, seed, ramp if cfg.ramp > 0 else None, amp)
+        result = _run("prune", model, trained, train, val, cfg, seed, ramp if cfg.ramp > 0 else None, amp)
     finally:
         for p in frozen:
             p.requires_grad_(True)
         for layer, keep in zip(layers, targets):
             layer.keep = keep
+    if by_magnitude:
+        sparse.init_scores(model)  # within a layer they rank as |w| does: the masks fixed below are |w|'s
     sparse.freeze_masks(model, train[0][:CONNECT_IMAGES] if cfg.connected else None)
     recalibrate_bn(model, train[0], cfg.batch_size, seed)
     return result

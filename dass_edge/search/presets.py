@@ -47,8 +47,9 @@ class Preset:
 
     def with_overrides(self, epochs: tuple[int, int, int] | None = None,
                        batch_sizes: tuple[int, int, int] | None = None, allocation: str | None = None,
-                       max_batches: int | None = None) -> Preset:
-        """The same schedule with per-step epochs / batch sizes (pretrain, prune, fine-tune) or allocation replaced.
+                       max_batches: int | None = None, prune_by: str | None = None) -> Preset:
+        """The same schedule with per-step epochs / batch sizes (pretrain, prune, fine-tune), the allocation or
+        what ranks the prune step's masks (StepConfig.rank, on the search's prune step too) replaced.
 
         An override of the epochs lifts the preset's cap on batches per epoch (the user asked for whole epochs)
         unless ``max_batches`` sets a new one (a throughput benchmark that times a few batches per step).
@@ -63,6 +64,8 @@ class Preset:
             steps = {name: replace(cfg, max_batches=max_batches) for name, cfg in steps.items()}
         if batch_sizes is not None:
             steps = {name: replace(cfg, batch_size=batch_sizes[position[name]]) for name, cfg in steps.items()}
+        if prune_by is not None:
+            steps |= {name: replace(steps[name], rank=prune_by) for name in ("prune", "search_prune")}
         if allocation is not None and allocation not in ALLOCATIONS:
             raise InputError(f"unknown allocation {allocation!r}; known: {', '.join(ALLOCATIONS)}")
         return replace(self, **steps, allocation=allocation or self.allocation)
@@ -95,7 +98,7 @@ PRESETS: dict[str, Preset] = {
             "scaled to 16x16, 5-cell 16-channel cell networks, 3/2/8 epochs, ERK allocation, a pruning ramp, "
             "connected masks and a dense stem so that 99% still learns",
             StepConfig(3, 0.05, batch_size=64),
-            StepConfig(2, 0.1, batch_size=64, ramp=0.7, connected=True, dense_input=True),
+            StepConfig(2, 0.05, batch_size=64, ramp=0.7, connected=True, dense_input=True, rank="magnitude"),
             StepConfig(8, 0.05, batch_size=64),  # 0.05: +4 points over 0.1 on the DASS network (docs/training.md)
             search_channels=8, search_cells=4, train_channels=16, train_cells=5, baseline_width=0.25,
             baseline_widths=(("resnet-18", 0.125),),  # non-zero counts near the cell networks' (Table 5)
@@ -106,7 +109,8 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "cpu", "for a machine without a GPU: about an hour per model on 2 cores (estimated from the quick "
             "preset's measured images/s): all training images, 8-cell 24-channel cell networks, 5/3/15 epochs",
-            StepConfig(5, 0.05), StepConfig(3, 0.1, ramp=0.7, connected=True, dense_input=True), StepConfig(15, 0.1),
+            StepConfig(5, 0.05), StepConfig(3, 0.05, ramp=0.7, connected=True, dense_input=True, rank="magnitude"),
+            StepConfig(15, 0.1),
             search_channels=8, search_cells=5, train_channels=24, train_cells=8, baseline_width=0.5,
             baseline_widths=(("resnet-18", 0.25),), demo_variants=("custom",), allocation="erk",
             search_pretrain=StepConfig(6, 0.05, batch_size=32),

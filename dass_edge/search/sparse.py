@@ -6,6 +6,8 @@ of them shape the forward pass:
 - ``dense``: plain weights (DASS step 1, pretraining);
 - ``prune``: weights frozen in spirit, the mask is recomputed from the top-k of |scores| on every call and
   gradients reach the scores through a straight-through estimator (step 2, HYDRA-style score learning);
+- ``magnitude``: the weights train and the mask is the top-k of |weight| on every call (gradual magnitude
+  pruning, Zhu & Gupta 2017: the prune step's alternative to scores when frozen weights cannot be pruned);
 - ``masked``: the stored mask is fixed and multiplies the weights (step 3, fine-tuning and inference).
 """
 
@@ -19,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Mode = Literal["dense", "prune", "masked"]
-MODES: tuple[Mode, ...] = ("dense", "prune", "masked")
+Mode = Literal["dense", "prune", "magnitude", "masked"]
+MODES: tuple[Mode, ...] = ("dense", "prune", "magnitude", "masked")
 Allocation = Literal["uniform", "erk", "global"]
 ALLOCATIONS: tuple[Allocation, ...] = ("uniform", "erk", "global")
 
@@ -81,6 +83,8 @@ class SparseMixin:
             mask = _StraightThroughTopK.apply(self.scores, self.keep)
             self.mask.copy_(mask.detach())
             return self.weight * mask
+        if self.mode == "magnitude":
+            self.mask.copy_(topk_mask(self.weight, self.keep))
         return self.weight * self.mask
 
 
@@ -113,9 +117,9 @@ def sparse_layers(model: nn.Module) -> Iterator[SparseMixin]:
 
 
 def set_mode(model: nn.Module, mode: Mode, sparsity: float | None = None) -> None:
-    """Switch every sparse layer of ``model``; entering ``prune`` needs the per-layer budgets of allocate().
+    """Switch every sparse layer of ``model``; ``prune`` and ``magnitude`` need the budgets of allocate().
 
-    Only the tensors the mode trains have requires_grad: weights in dense/masked, scores in prune.
+    Only the tensors the mode trains have requires_grad: scores in prune, weights in the other modes.
     """
     if mode not in MODES:
         raise ValueError(f"unknown sparse mode {mode!r}; expected one of {MODES}")
