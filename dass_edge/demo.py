@@ -117,15 +117,18 @@ def _train(run: _Run, preset: Preset, data: DataChoice, sparsity: float, seed: i
 
 def _export(run: _Run, checkpoints: dict[str, Path], targets: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every model to every target; label -> target -> manifest of the exports that passed."""
+    from dass_edge.export.conversions import ConversionCache
     from dass_edge.export.pipeline import export_checkpoint
 
     manifests: dict[str, dict[str, Any]] = {}
     for label, path in checkpoints.items():
         if run.attempt("export", f"{label} -> every target", lambda: _alive(path, label)) is None:
             continue  # one refusal for a dead network, not one per target
+        conversions = ConversionCache()  # one checkpoint's: its files are not needed after its targets
         for target in targets.values():
             manifest = run.attempt("export", f"{label} -> {target.name}",
-                                   lambda: export_checkpoint(path, target, run.out / "exported"))
+                                   lambda: export_checkpoint(path, target, run.out / "exported",
+                                                             conversions=conversions))
             if manifest is not None:
                 manifests.setdefault(label, {})[target.name] = manifest
     return manifests

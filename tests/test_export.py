@@ -124,3 +124,26 @@ def test_no_compact_exports_the_masked_network_densely(live_checkpoint, tmp_path
                for f in (dense_file, compact_file)]
     assert np.ptp(outputs[0], axis=0).max() > 10 * dense.atol
     np.testing.assert_allclose(outputs[0], outputs[1], atol=2 * dense.atol)
+
+
+def test_targets_that_ask_for_the_same_file_share_one_conversion(tiny_checkpoints, tmp_path):
+    from dass_edge.export.conversions import ConversionCache, conversion_key
+
+    cache = ConversionCache()
+    first = export_checkpoint(tiny_checkpoints["alive"], "intel-cpu", tmp_path, conversions=cache)
+    assert cache.hits == 0  # onnx, openvino and tflite: three different files
+    second = export_checkpoint(tiny_checkpoints["alive"], "cortex-a76", tmp_path, conversions=cache)
+    assert cache.hits == 1  # the same fp32 TFLite flatbuffer, copied
+    assert second.sha256["model.tflite"] == first.sha256["model.tflite"]
+    # its own checks, in its board's runtime
+    assert second.validation == "pass" and [c["required_runtime"] for c in second.checks] == ["tflite-runtime 2.13.0"]
+    export_checkpoint(tiny_checkpoints["alive"], "adreno640", tmp_path, conversions=cache)
+    assert cache.hits == 1  # fp16: another file
+    # the key follows the weights, not the object: a changed weight converts anew
+    model = checkpoint.load(tiny_checkpoints["alive"]).build()
+    a76, ncs2 = get_target("cortex-a76"), get_target("ncs2")
+    key = conversion_key(model, (1, 1, 32, 32), a76)
+    assert key == conversion_key(model, (1, 1, 32, 32), get_target("cortex-a7"))
+    assert key != conversion_key(model, (1, 1, 32, 32), ncs2)
+    next(model.parameters()).data.add_(1e-3)
+    assert key != conversion_key(model, (1, 1, 32, 32), a76)

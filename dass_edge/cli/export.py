@@ -48,12 +48,14 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
 
 
 def _export_all(checkpoint: Path, out: Path, compact: bool, allow_dead: bool) -> list[dict[str, Any]]:
+    from dass_edge.export.conversions import ConversionCache
     from dass_edge.export.pipeline import export_checkpoint
 
-    rows = []
+    rows, conversions = [], ConversionCache()
     for target in load_targets().values():
         try:
-            rows.append(export_checkpoint(checkpoint, target, out, compact=compact, allow_dead=allow_dead).to_dict())
+            rows.append(export_checkpoint(checkpoint, target, out, compact=compact, allow_dead=allow_dead,
+                                          conversions=conversions).to_dict())
         except DeadModelError:
             raise  # a fact about the network, the same for every target: one error, not a table of them
         except DassEdgeError as exc:

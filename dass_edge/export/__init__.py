@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import nn
 
+    from dass_edge.export.conversions import ConversionCache
     from dass_edge.targets import Target
 
 
@@ -40,16 +41,18 @@ EXPORTERS: dict[str, str] = {
 }
 
 
-def get_exporter(fmt: str) -> Exporter:
+def get_exporter(fmt: str, conversions: ConversionCache | None = None) -> Exporter:
     """The exporter of ``fmt``, followed by the check that its file holds only ops the target's runtime
-    versions know (UnknownOpError naming the first that is not)."""
+    versions know (UnknownOpError naming the first that is not). With ``conversions``, a conversion already
+    made in this run is copied instead of repeated (dass_edge.export.conversions)."""
     module, function = EXPORTERS[fmt].split(":")
     export = getattr(importlib.import_module(f"dass_edge.export.{module}"), function)
 
     def checked(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path) -> Artifact:
         from dass_edge.export.known_ops import check_loadable
 
-        artifact = export(model, input_shape, target, out, work)
+        artifact = (export(model, input_shape, target, out, work) if conversions is None
+                    else conversions.convert(export, model, input_shape, target, out, work))
         check_loadable(fmt, artifact.model_file, target)
         return artifact
 

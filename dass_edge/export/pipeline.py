@@ -30,6 +30,7 @@ from dass_edge.atomic import sha256_file, swap_dir
 from dass_edge.checkpoint import Checkpoint
 from dass_edge.errors import DassEdgeError, InputError
 from dass_edge.export import Artifact, get_exporter
+from dass_edge.export.conversions import ConversionCache
 from dass_edge.export.validate import (CONSTANT, HOST_ONLY, MAX_REAL_IMAGES, PASS, Parity, check_inputs,
                                       check_parity, check_session)
 from dass_edge.health import Health, assess, require_alive
@@ -134,12 +135,12 @@ def validation_summary(checks: list[Parity]) -> str:
 
 
 def _export_format(model: nn.Module, reference: nn.Module, shape: tuple[int, ...], target: Target, fmt: str,
-                   out: Path, work: Path, inputs: list[np.ndarray], real: int, allow_dead: bool
-                   ) -> tuple[Artifact, list[Parity]]:
+                   out: Path, work: Path, inputs: list[np.ndarray], real: int, allow_dead: bool,
+                   conversions: ConversionCache | None) -> tuple[Artifact, list[Parity]]:
     """Export ``model`` and compare the file with ``reference``, the masked checkpoint model, in each
     runtime version the target's board has: parity then vouches for compaction and conversion together."""
     try:
-        artifact = get_exporter(fmt)(model, shape, replace(target, format=fmt), out, work)
+        artifact = get_exporter(fmt, conversions)(model, shape, replace(target, format=fmt), out, work)
     except DassEdgeError:
         raise
     except Exception as exc:  # converters raise anything; the user gets one line, the log the rest
@@ -158,13 +159,13 @@ def _export_format(model: nn.Module, reference: nn.Module, shape: tuple[int, ...
 
 def _write_files(checkpoint: Checkpoint, model: nn.Module, reference: nn.Module, target: Target, out: Path,
                  work: Path, compaction: dict[str, int] | None, health: Health, allow_dead: bool,
-                 names: dict[str, Any]) -> Manifest:
+                 names: dict[str, Any], conversions: ConversionCache | None) -> Manifest:
     started = time.perf_counter()
     shape = checkpoint.input_shape
     images = _test_images(checkpoint)
     inputs = check_inputs(shape, images)
     real = 0 if images is None else min(len(images), MAX_REAL_IMAGES)
-    results = [_export_format(model, reference, shape, target, fmt, out, work, inputs, real, allow_dead)
+    results = [_export_format(model, reference, shape, target, fmt, out, work, inputs, real, allow_dead, conversions)
                for fmt in (target.format, *target.extra_formats)]
     main = results[0][0]
     if main.input_layout != target.input_layout:
@@ -212,11 +213,13 @@ def export_key(checkpoint_path: Path, target: Target, compact: bool) -> dict[str
 
 
 def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, out_dir: Path = Path("exported"),
-                      *, compact: bool = True, allow_dead: bool = False) -> Manifest:
+                      *, compact: bool = True, allow_dead: bool = False,
+                      conversions: ConversionCache | None = None) -> Manifest:
     """Export one checkpoint for one target into ``out_dir/<model>/<target>/``; returns its manifest.
 
     A dead network (output independent of the input) raises DeadModelError before anything is written;
-    ``allow_dead`` exports it anyway, marked ``dead`` in the manifest, its parity checks not passed."""
+    ``allow_dead`` exports it anyway, marked ``dead`` in the manifest, its parity checks not passed. Exports
+    of one checkpoint for several targets share ``conversions`` to convert each distinct file once."""
     target = get_target(target) if isinstance(target, str) else target
     checkpoint_path = Path(checkpoint_path)
     checkpoint = ckpt_io.load(checkpoint_path)
@@ -235,7 +238,7 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, 
         work.mkdir()
         manifest = _write_files(checkpoint, prepared, model, target, tmp, work, compaction, health, allow_dead,
                                 dict(model=name, checkpoint=str(checkpoint_path), params=params,
-                                     nonzero_params=nonzero))
+                                     nonzero_params=nonzero), conversions)
         shutil.rmtree(work)
         manifest = replace(manifest, path=str(dest), reuse_key=export_key(checkpoint_path, target, compact))
         (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
