@@ -81,10 +81,10 @@ def test_without_a_preset_a_cpu_gets_the_quick_schedule_and_a_note_naming_every_
     from dass_edge.search.presets import PRESETS
 
     assert (default_preset("cuda"), default_preset("cpu")) == ("paper", "quick")
-    schedule, note = _schedule(None, None, None, None, "cpu")
+    schedule, note = _schedule(None, None, None, None, None, "cpu")
     assert schedule.name == "quick" and schedule.finetune == PRESETS["quick"].finetune
     assert "using --preset quick" in note and all(name in note for name in PRESETS)
-    schedule, note = _schedule("smoke", "1,2,3", None, None, "cpu")
+    schedule, note = _schedule("smoke", "1,2,3", None, None, None, "cpu")
     assert note is None and (schedule.name, schedule.finetune.epochs) == ("smoke", 3)
 
 
