@@ -108,8 +108,8 @@ PRESETS: dict[str, Preset] = {
             search_prune=StepConfig(1, 0.1, batch_size=32, max_batches=25, ramp=0.7, connected=True, dense_input=True),
         ),
         Preset(
-            "cpu", "for a machine without a GPU: about an hour per model on 2 cores (estimated from the quick "
-            "preset's measured images/s): all training images, 8-cell 24-channel cell networks, 5/3/15 epochs",
+            "cpu", "for a machine without a GPU: about an hour per model on 2 cores (its measured seconds per "
+            "batch times its batches): all training images, 8-cell 24-channel cell networks, 5/3/15 epochs",
             StepConfig(5, 0.05), StepConfig(3, 0.05, ramp=0.7, connected=True, dense_input=True, rank="magnitude"),
             StepConfig(15, 0.1),
             search_channels=8, search_cells=5, train_channels=24, train_cells=8, baseline_width=0.5,
