@@ -18,7 +18,7 @@ import torch
 
 from dass_edge.data.datasets import load_dataset
 from dass_edge.search import sparse
-from dass_edge.search.algorithm import recalibrate_bn
+from dass_edge.search.batchnorm import recalibrate_bn
 from dass_edge.search.models import ModelSpec, build_model
 from dass_edge.search.presets import get_preset
 

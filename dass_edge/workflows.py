@@ -24,6 +24,7 @@ from dass_edge.data.datasets import Dataset, load_dataset, search_split
 from dass_edge.errors import InputError
 from dass_edge.outputs import output_folder
 from dass_edge.search import algorithm, sparse
+from dass_edge.search.batchnorm import recalibrate_bn
 from dass_edge.search.budget import PlannedStep, RunEstimate
 from dass_edge.search.genotype import Genotype
 from dass_edge.search.models import CELL_ARCHS, ModelSpec, build_model
@@ -223,7 +224,7 @@ def _inherited(search: Checkpoint, genotype: Genotype | None, data: Dataset, pre
     supernet = search.build()
     assert isinstance(supernet, SearchNetwork) and genotype is not None
     model = algorithm.inherit(supernet, genotype)
-    algorithm.recalibrate_bn(model, data.x_train, preset.finetune.batch_size, seed)
+    recalibrate_bn(model, data.x_train, preset.finetune.batch_size, seed)
     return model
 
 

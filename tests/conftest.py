@@ -66,7 +66,7 @@ def recalibrated(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
     network, which export and bench rightly refuse. Fresh statistics restore outputs that move with the
     input, so comparisons with it mean something.
     """
-    from dass_edge.search.algorithm import recalibrate_bn
+    from dass_edge.search.batchnorm import recalibrate_bn
 
     generator = torch.Generator().manual_seed(0)
     recalibrate_bn(model, torch.randn((64, *input_shape[1:]), generator=generator), batch_size=16)

@@ -11,6 +11,7 @@ from dass_edge.cli.app import app
 from dass_edge.data.datasets import load_dataset
 from dass_edge.search import algorithm, sparse
 from dass_edge.search.algorithm import StepConfig
+from dass_edge.search.batchnorm import recalibrate_bn
 from dass_edge.search.models import ModelSpec, build_model
 from dass_edge.search.presets import get_preset
 
@@ -63,7 +64,7 @@ def test_a_magnitude_prune_step_keeps_a_network_that_classifies_where_frozen_sco
 def test_recalibration_gives_constant_channels_a_safe_variance():
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1, bias=False), torch.nn.BatchNorm2d(2))
     model[0].weight.data[1] = 0.0  # channel 1 is pruned away: exactly zero for every input
-    algorithm.recalibrate_bn(model, torch.randn(64, 1, 4, 4), batch_size=16)
+    recalibrate_bn(model, torch.randn(64, 1, 4, 4), batch_size=16)
     var = model[1].running_var
     assert var[0] > 0.01 and var[1] == 1.0
     model.eval()
