@@ -237,7 +237,7 @@ def prune(model: nn.Module, train: Split, val: Split | None, cfg: StepConfig, sp
 
     With ``cfg.rank == "magnitude"`` the weights train instead of the scores and every mask is the top-k of
     |w| (gradual magnitude pruning when ``cfg.ramp`` is set). In a short budget HYDRA's scores barely move
-    (about 1e-5 a step against values near 0.1), so the prune step is magnitude pruning of frozen weights: at
+    from their magnitude initialisation, so the prune step is magnitude pruning of frozen weights: at
     99% the cell networks of the quick preset fall to chance by the ramp's end and fine-tuning starts from
     there. Weights that keep training while the mask tightens adapt to it (docs/training.md).
     """
