@@ -84,3 +84,10 @@ class DistributedError(DassEdgeError):
     """A torchrun job lost a peer: a rank crashed, hung past the process-group timeout or became unreachable."""
 
     exit_code = 9
+
+
+class BoardBusyError(DassEdgeError):
+    """The board stayed locked by another bench (another job, another host) for all of --wait-board: its own
+    exit code, since the fix is to wait or retry later, not to repair the board or the command."""
+
+    exit_code = 12
