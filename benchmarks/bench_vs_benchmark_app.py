@@ -69,14 +69,14 @@ def harness_only_median_ms(xml: Path, seconds: int, threads: int) -> float:
     import numpy as np
     import openvino as ov
 
-    from dass_edge import agent
+    from dass_edge.runtimes import runner
 
     compiled = ov.Core().compile_model(str(xml), "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT":
                                                          "f32", "INFERENCE_NUM_THREADS": str(threads)})
     request = compiled.create_infer_request()
-    x = agent.fixed_input(list(compiled.input(0).get_shape()), np.float32)
+    x = runner.fixed_input(list(compiled.input(0).get_shape()), np.float32)
     request.set_input_tensor(ov.Tensor(x))
-    timing = agent.time_rounds(lambda _: request.infer(), x, 20, 100, seconds, 1)
+    timing = runner.time_rounds(lambda _: request.infer(), x, 20, 100, seconds, 1)
     return statistics.median(timing["rounds_ns"][0]) / 1e6
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dass_edge import agent, runtimes
+from dass_edge import runtimes
+from dass_edge.runtimes import runner
 from dass_edge.compact.masks import connected_masks
 from dass_edge.export.compact import compact_model
 from dass_edge.export.onnx import write_onnx
@@ -69,7 +70,7 @@ def build_variants(name: str, sparsity: float, multiples: list[int], work: Path)
     torch.manual_seed(0)
     model = build_model(SPECS[name])
     connected_masks(model, sparsity, INPUT, seed=0)
-    x = agent.fixed_input(list(INPUT), np.float32)
+    x = runner.fixed_input(list(INPUT), np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     start = time.perf_counter()
@@ -99,12 +100,12 @@ def build_variants(name: str, sparsity: float, multiples: list[int], work: Path)
 
 def time_variants(variants: list[Variant], rounds: int, runs: int) -> None:
     """Round-robin timing: every variant and runtime gets one block of runs per round."""
-    x = agent.fixed_input(list(INPUT), np.float32)
+    x = runner.fixed_input(list(INPUT), np.float32)
     sessions = {(v.name, rt): runtimes.load(v.file_for(rt), rt, threads=1) for v in variants for rt in RUNTIMES}
     for _ in range(rounds):
         for variant in variants:
             for runtime in RUNTIMES:
-                timing = agent.time_rounds(sessions[(variant.name, runtime)]._run, x, 10, runs, 0.0, 1)
+                timing = runner.time_rounds(sessions[(variant.name, runtime)]._run, x, 10, runs, 0.0, 1)
                 variant.samples_ms.setdefault(runtime, []).extend(ns / 1e6 for ns in timing["rounds_ns"][0])
 
 

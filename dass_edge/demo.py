@@ -118,29 +118,21 @@ def _train(run: _Run, preset: Preset, data: DataChoice, sparsity: float, seed: i
 def _export(run: _Run, checkpoints: dict[str, Path], targets: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every model to every target; label -> target -> manifest of the exports that passed."""
     from dass_edge.export.conversions import ConversionCache
-    from dass_edge.export.pipeline import export_checkpoint
+    from dass_edge.export.pipeline import admit, export_checkpoint
 
     manifests: dict[str, dict[str, Any]] = {}
     for label, path in checkpoints.items():
-        if run.attempt("export", f"{label} -> every target", lambda: _alive(path, label)) is None:
+        health = run.attempt("export", f"{label} -> every target", lambda: admit(path, allow_dead=False))
+        if health is None:
             continue  # one refusal for a dead network, not one per target
         conversions = ConversionCache()  # one checkpoint's: its files are not needed after its targets
         for target in targets.values():
             manifest = run.attempt("export", f"{label} -> {target.name}",
                                    lambda: export_checkpoint(path, target, run.out / "exported",
-                                                             conversions=conversions))
+                                                             conversions=conversions, health=health))
             if manifest is not None:
                 manifests.setdefault(label, {})[target.name] = manifest
     return manifests
-
-
-def _alive(path: Path, label: str) -> bool:
-    """True, or DeadModelError naming ``label`` when the network's output does not depend on its input."""
-    from dass_edge.export.pipeline import checkpoint_health
-    from dass_edge.health import require_alive
-
-    require_alive(checkpoint_health(ckpt_io.load(path)), label, allow_dead=False)
-    return True
 
 
 def _measure(run: _Run, checkpoints: dict[str, Path], manifests: dict[str, dict[str, Any]],

@@ -1,23 +1,19 @@
-"""The timing harness: its stopping rule, the result it builds, and the agent as a copied single file
-under the boards' Pythons (3.6 with onnxruntime 1.10, 3.9 with tflite-runtime), here without SSH."""
+"""The timing harness: its stopping rule, the result it builds, paired rounds. The runner's ``time`` command
+run by path in every place (host, side environments, emulated board) is tests/test_runner.py's."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import side_python
-from dass_edge import agent
+from dass_edge.runtimes import runner
 from dass_edge.bench.measure import Settings, result_from_timing
 from dass_edge.errors import InputError
 
-AGENT = Path(agent.__file__)
+RUNNER = Path(runner.__file__)
 
 
 class Counter:
@@ -35,8 +31,8 @@ class Counter:
 
 def test_stops_at_min_runs_when_time_is_reached():
     run = Counter()
-    x = agent.fixed_input([1, 1, 4, 4], np.float32)
-    timing = agent.time_rounds(run, x, warmup=3, min_runs=7, min_seconds=0, rounds=2)
+    x = runner.fixed_input([1, 1, 4, 4], np.float32)
+    timing = runner.time_rounds(run, x, warmup=3, min_runs=7, min_seconds=0, rounds=2)
     assert [len(r) for r in timing["rounds_ns"]] == [7, 7]
     assert run.calls == 1 + 3 + 14  # first inference, warm-up, timed
     assert all(inp is x for inp in run.inputs)  # a fixed input, never regenerated
@@ -44,17 +40,17 @@ def test_stops_at_min_runs_when_time_is_reached():
 
 def test_keeps_running_until_min_seconds():
     run = Counter()
-    timing = agent.time_rounds(run, np.zeros(3, np.float32), warmup=0, min_runs=1, min_seconds=0.05)
+    timing = runner.time_rounds(run, np.zeros(3, np.float32), warmup=0, min_runs=1, min_seconds=0.05)
     samples = timing["rounds_ns"][0]
     assert sum(samples) >= 50_000_000 and len(samples) > 1
     assert timing["first_ns"] > 0
 
 
 def test_fixed_input_is_repeatable():
-    a = agent.fixed_input([1, 3, 8, 8], np.float32)
+    a = runner.fixed_input([1, 3, 8, 8], np.float32)
     assert a.dtype == np.float32 and a.shape == (1, 3, 8, 8)
-    assert np.array_equal(a, agent.fixed_input([1, 3, 8, 8], np.float32))
-    assert agent.fixed_input([2, 2], np.int8).dtype == np.int8
+    assert np.array_equal(a, runner.fixed_input([1, 3, 8, 8], np.float32))
+    assert runner.fixed_input([2, 2], np.int8).dtype == np.int8
 
 
 def test_result_pools_rounds_and_keeps_round_medians():
@@ -88,36 +84,6 @@ def onnx13(tmp_path_factory) -> Path:
     return path
 
 
-def _run_agent(python: Path, tmp_path: Path, *args: str) -> tuple[int, dict]:
-    """Run a COPY of the agent, alone in a folder, as the host does on a board."""
-    copy = tmp_path / "agent.py"
-    shutil.copy(AGENT, copy)
-    proc = subprocess.run([str(python), str(copy), *args], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1, proc.stdout + proc.stderr
-    return proc.returncode, json.loads(lines[0])
-
-
-@pytest.mark.parametrize("env", ["tx2", "host"])
-def test_agent_runs_standalone_on_old_and_new_python(env, tmp_path, onnx13):
-    python = Path(sys.executable) if env == "host" else side_python(env)
-    code, out = _run_agent(python, tmp_path, str(onnx13), "--runs", "3", "--min-seconds", "0", "--rounds", "2",
-                           "--threads", "1")
-    assert code == 0, out
-    assert out["runtime"] == "onnxruntime" and out["input_shape"] == [1, 3, 16, 16]
-    assert [len(r) for r in out["rounds_ns"]] == [3, 3] and out["threads"] == 1
-    if env == "tx2":
-        assert out["env"]["python"].startswith("3.6") and out["runtime_version"] == "1.10.0"
-
-
-def test_agent_reports_errors_as_one_json_line(tmp_path, onnx13):
-    code, out = _run_agent(side_python("tx2"), tmp_path, str(tmp_path / "missing.onnx"))
-    assert code == 1 and "does not exist" in out["error"]
-    code, out = _run_agent(side_python("a7"), tmp_path, str(onnx13))  # no ONNX Runtime on the A7
-    assert code == 1 and "not installed" in out["error"]
-
-
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
 def test_measure_file_times_each_runtime(runtime, onnx13, tmp_path):
     from dass_edge.bench.measure import measure_file
@@ -133,25 +99,6 @@ def test_measure_file_times_each_runtime(runtime, onnx13, tmp_path):
     assert result["runtime"] == runtime and result["runtime_version"]
     assert result["count"] == 15 and len(result["round_medians_ms"]) == 3 and result["threads"] == 1
     assert result["input_shape"] == [1, 3, 16, 16] and result["min_ms"] <= result["median_ms"] <= result["max_ms"]
-
-
-def test_agent_runs_openvino_2021_legacy_api(tmp_path, onnx13):
-    """The NCS2's runtime (OpenVINO 2021.4, Inference Engine API) reads IR v10 with opset1 ops."""
-    import openvino as ov
-    from openvino import passes
-
-    from dass_edge.export.ov_opset1 import to_opset1
-
-    model = ov.convert_model(str(onnx13))
-    to_opset1(model)
-    manager = passes.Manager()
-    manager.register_pass(passes.Serialize(str(tmp_path / "m.xml"), str(tmp_path / "m.bin"), passes.Version.IR_V10))
-    manager.run_passes(model)
-    code, out = _run_agent(side_python("ov2021"), tmp_path, "m.xml", "--runs", "3", "--min-seconds", "0",
-                           "--threads", "1", "--device", "CPU")
-    assert code == 0, out
-    assert out["runtime"] == "openvino" and out["runtime_version"].startswith("2021.4")
-    assert out["input_shape"] == [1, 3, 16, 16] and len(out["rounds_ns"][0]) == 3
 
 
 class Named:
@@ -215,7 +162,7 @@ def test_host_and_agent_compile_openvino_alike(onnx13, tmp_path, monkeypatch):
     xml = tmp_path / "m.xml"
     ov.save_model(ov.convert_model(str(onnx13)), str(xml))
     runtimes.load(xml, threads=1)
-    agent.measure(str(xml), "openvino", threads=1, warmup=0, runs=1, min_seconds=0)
+    runner.measure(str(xml), "openvino", threads=1, warmup=0, runs=1, min_seconds=0)
     assert len(seen) == 2 and seen[0] == seen[1]
     assert seen[0]["applied"]["PERFORMANCE_HINT"].endswith("LATENCY")
     assert seen[0]["applied"]["INFERENCE_PRECISION_HINT"] in ("f32", "<Type: 'float32'>")

@@ -21,7 +21,8 @@ import psutil
 import pytest
 
 from conftest import side_python
-from dass_edge.bench.inventory import Board, load_inventory, resolve_board
+from dass_edge.bench.board import Board
+from dass_edge.bench.inventory import load_inventory, resolve_board
 from dass_edge.bench.remote import measure_remote
 from dass_edge.errors import InputError, RemoteError
 

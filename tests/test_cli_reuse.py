@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dass_edge import checkpoint
-from dass_edge.bench.service import BenchRequest, resolve_model
+from dass_edge.bench.service import BenchRequest, admit, resolve_model
 from dass_edge.export.pipeline import MANIFEST, export_checkpoint, export_key, toolkit_version
 from dass_edge.targets import get_target
 
@@ -27,7 +27,8 @@ def setup(tiny_checkpoints, tmp_path):
 
 
 def _bench(ckpt: Path, exported: Path):
-    return resolve_model(BenchRequest(model=ckpt, device=TARGET, export_dir=exported), get_target(TARGET))
+    request, target = BenchRequest(model=ckpt, device=TARGET, export_dir=exported), get_target(TARGET)
+    return resolve_model(request, target, admit(request, target))
 
 
 def _stamp(manifest: Path) -> int:

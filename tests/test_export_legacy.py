@@ -16,7 +16,7 @@ from dass_edge import checkpoint, runtimes
 from dass_edge.errors import ParityError
 from dass_edge.export import get_exporter
 from dass_edge.export.pipeline import export_checkpoint
-from dass_edge.export.side_envs import SIDEENVS_ENV, SideSession, find_python
+from dass_edge.export.side_envs import SIDEENVS_ENV, find_python, side_session
 from dass_edge.export.validate import check_inputs
 from dass_edge.search import sparse
 from dass_edge.targets import Target, get_target
@@ -34,7 +34,7 @@ def run_side(env: str, target: Target, model_file, inputs: list[np.ndarray]) -> 
     python = side_python(env)
     [(runtime, version)] = target.runtimes_for(target.format)
     assert find_python(runtime, version) == python, f"{env} does not hold {runtime} {version}"
-    return np.concatenate(SideSession(runtime, version, python, model_file, "NCHW").run_all(inputs))
+    return np.concatenate(side_session(runtime, version, python, model_file, "NCHW").run_all(inputs))
 
 
 @pytest.mark.parametrize("target, env, arch", CASES)

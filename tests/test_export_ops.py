@@ -20,7 +20,7 @@ from conftest import side_python
 from dass_edge.export import get_exporter
 from dass_edge.export.known_ops import UnknownOpError, check_loadable, known, tflite_operators
 from dass_edge.export.probe_runtimes import probe
-from dass_edge.export.side_envs import SideSession, find_python
+from dass_edge.export.side_envs import find_python, side_session
 from dass_edge.export.validate import check_inputs
 from dass_edge.search import sparse
 from dass_edge.search.baselines import BasicBlock, InvertedResidual, conv_bn
@@ -86,7 +86,7 @@ def test_every_op_exports_loads_and_matches_in_the_board_runtime(every_op, tmp_p
     inputs = check_inputs(SHAPE, None)
     with torch.no_grad():
         expected = np.concatenate([every_op(torch.from_numpy(x)).numpy() for x in inputs])
-    got = np.concatenate(SideSession(runtime, version, python, artifact.model_file, "NCHW").run_all(inputs))
+    got = np.concatenate(side_session(runtime, version, python, artifact.model_file, "NCHW").run_all(inputs))
     scale = max(1.0, float(np.abs(expected).max()))  # fp16 (ncs2) rounds relative to the logits' size
     np.testing.assert_allclose(got, expected, atol=target.atol * scale)
     assert np.ptp(expected, axis=0).max() > 1e-3
@@ -105,7 +105,7 @@ def test_a_stablehlo_pool_is_refused_naming_the_op_and_the_runtime_really_refuse
         check_loadable("tflite", path, get_target("cortex-a7"))
     check_loadable("tflite", path, get_target("intel-cpu"))  # the host's LiteRT knows it
     with pytest.raises(Exception, match="does not run in tflite-runtime 2.13.0 .*builtin_code out of range"):
-        SideSession("tflite-runtime", "2.13.0", python, path, "NCHW").run_all([np.zeros((1, 1, 8, 8), np.float32)])
+        side_session("tflite-runtime", "2.13.0", python, path, "NCHW").run_all([np.zeros((1, 1, 8, 8), np.float32)])
 
 
 def test_newer_onnx_opsets_and_openvino_opsets_are_refused_naming_them(tmp_path):

@@ -5,7 +5,7 @@ Why emulation and not the host's x86 runtimes: a board runs the newest wheels it
 its architecture (onnxruntime 1.10, tflite-runtime 2.13 on aarch64), and those refuse files the host's
 runtimes accept. Why no binfmt_misc: it needs a privileged, machine-wide setting; calling
 ``qemu-aarch64-static -L ROOTFS ROOTFS/usr/bin/python3.9`` directly needs nothing. The one wrapper script
-``python`` in the board's folder does that, so the SSH path and the agent see an ordinary interpreter.
+``python`` in the board's folder does that, so the SSH path and the runner see an ordinary interpreter.
 
 A board is built once into ``$DASS_EDGE_BOARDS`` (default ``~/.cache/dass-edge/boards``)/NAME, in a
 temporary folder renamed into place when it imports its runtimes, so a failed build leaves nothing behind.
@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dass_edge.bench.board import Board
 from dass_edge.bench.emulated_sshd import KNOWN_HOSTS, USER_KEY, ensure_running, find_tool, make_keys, stop
 from dass_edge.errors import DassEdgeError, InputError
 
@@ -244,11 +245,10 @@ def remove(name: str) -> bool:
     return True
 
 
-def board(name: str):  # -> Board
+def board(name: str) -> Board:
     """The emulated board ``name`` as the inventory gives any board, its sshd started if needed."""
     import getpass
 
-    from dass_edge.bench.inventory import Board
     if read_info(name) is None:
         raise InputError(f"emulated board {name} is not built in {boards_dir()}; build it with: "
                          f"dass-edge boards emulate {name}")
@@ -261,24 +261,14 @@ def board(name: str):  # -> Board
                  runtime_device="CPU")  # qemu-user emulates the board's CPU only: its GPU is not there
 
 
-# Run by the board's Python: the agent's own loader for the runtime, one output per stacked input.
-_RUN = ("import importlib.util, sys; import numpy as np; "
-        "spec = importlib.util.spec_from_file_location('agent', sys.argv[1]); "
-        "agent = importlib.util.module_from_spec(spec); spec.loader.exec_module(agent); run = agent.LOADERS[sys.argv[3]](sys.argv[2], 1, 'CPU')['run']; "
-        "np.save(sys.argv[5], np.stack([np.asarray(run(x)) for x in np.load(sys.argv[4])]))")
-
-
 def run_model(name: str, model: Path, runtime: str, inputs):  # (np.ndarray, np.ndarray) -> np.ndarray
     """Outputs of ``model`` on the emulated board ``name`` for each of ``inputs`` (stacked batch-1 inputs),
-    loaded the way the agent loads it: a parity check in the board's own runtime build."""
+    loaded by the runner as a board loads it: a parity check in the board's own runtime build."""
     import numpy as np
 
-    from dass_edge import agent
+    from dass_edge.runtimes.process import ProcessSession
     if read_info(name) is None:
         raise InputError(f"emulated board {name} is not built; build it with: dass-edge boards emulate {name}")
-    with tempfile.TemporaryDirectory(prefix="dass-edge-run-") as tmp:
-        np.save(Path(tmp) / "x.npy", np.ascontiguousarray(inputs))
-        _run([str(board_folder(name) / "python"), "-c", _RUN, agent.__file__, str(model), runtime,
-              f"{tmp}/x.npy", f"{tmp}/y.npy"], f"running {model.name} on the emulated {name}",
-             timeout_s=EMULATED_RUN_TIMEOUT_S)
-        return np.load(Path(tmp) / "y.npy")
+    session = ProcessSession(runtime, "board", (str(board_folder(name) / "python"),), model, "NCHW",
+                             f"emulated {name}", timeout_s=EMULATED_RUN_TIMEOUT_S)
+    return np.stack(session.run_all(list(inputs)))

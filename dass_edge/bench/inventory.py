@@ -26,34 +26,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from dass_edge.bench import emulate
+from dass_edge.bench.board import Board
 from dass_edge.errors import InputError
-
-
-@dataclass(frozen=True)
-class Board:
-    """How to reach one board; ``key`` and ``known_hosts`` are paths, never key material."""
-
-    name: str
-    host: str
-    user: str | None = None
-    port: int = 22
-    key: Path | None = None
-    python: str = "python3"
-    known_hosts: Path | None = None  # None: the user's ~/.ssh/known_hosts
-    connect_timeout_s: float = 10.0
-    run_timeout_s: float = 600.0
-    workdir: str = "/tmp"
-    emulated: bool = False  # qemu-user on this machine: runs the board's builds, says nothing of its speed
-    runtime_device: str | None = None  # what the board has instead of the target's default (e.g. CPU: no GPU)
-
-    @property
-    def destination(self) -> str:
-        """``user@host:port`` for messages (no secrets in it)."""
-        return f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
 
 
 _PATH_FIELDS = ("key", "known_hosts")
@@ -118,7 +97,6 @@ def resolve_board(name: str, inventory: Path | None = None, **overrides: Any) ->
     boards = load_inventory(inventory)
     if name in boards:
         return replace(boards[name], **_coerce(name, given))
-    from dass_edge.bench import emulate
     if name.endswith(emulate.SUFFIX) and "host" not in given:
         return replace(emulate.board(name.removesuffix(emulate.SUFFIX)), **_coerce(name, given))
     if "host" not in given:

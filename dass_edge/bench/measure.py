@@ -1,11 +1,10 @@
 """The timing harness on the host, and the one place a raw timing becomes a bench result.
 
-Host and board time the same way because both call ``dass_edge.agent.time_rounds`` (the agent is the
-self-contained file copied to boards) on a runtime compiled with the same settings (for OpenVINO,
-``agent.openvino_config``): first inference timed alone, warm-up, then rounds of at least N runs and S
+Host and board time the same way because both call ``time_rounds`` of dass_edge/runtimes/runner.py (the
+self-contained file copied to boards) on a runtime loaded by the same code: first inference timed alone, warm-up, then rounds of at least N runs and S
 seconds with ``perf_counter_ns`` around the runtime call only. ``time_paired`` alternates two models'
 rounds for the noise-robust gate (``bench --against``). ``result_from_timing`` turns
-the agent's raw output (from this process or from a board) into the JSON of the bench contract.
+the runner's raw output (from this process or from a board) into the JSON of the bench contract.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dass_edge import agent
+from dass_edge.runtimes import runner
 from dass_edge.bench.stats import summarize_ns
 from dass_edge.errors import InputError
 
@@ -42,7 +41,7 @@ class Settings:
             raise InputError("--threads must be at least 1")
 
     def agent_args(self) -> list[str]:
-        """The same settings as the agent's command line."""
+        """The same settings as the runner's ``time`` command line."""
         args = ["--warmup", str(self.warmup), "--runs", str(self.runs), "--min-seconds", str(self.min_seconds),
                 "--rounds", str(self.rounds)]
         return args + (["--threads", str(self.threads)] if self.threads else [])
@@ -52,7 +51,7 @@ def _raw(session: Any, settings: Settings, x: np.ndarray, timing: dict[str, Any]
     providers = list(getattr(session, "providers", ()))
     return {"runtime": session.runtime, "runtime_version": str(session.version),
             "runtime_device": str(session.device), "threads": settings.threads, "input_shape": list(x.shape),
-            "env": agent.environment(), **({"providers": providers} if providers else {}), **timing}
+            "env": runner.environment(), **({"providers": providers} if providers else {}), **timing}
 
 
 def _timed_call(session: Any) -> Any:
@@ -63,24 +62,24 @@ def _timed_call(session: Any) -> Any:
 
 def time_session(session: Any, settings: Settings) -> dict[str, Any]:
     """Time a loaded runtime session (anything with ``run(x)`` and ``input_shape``) on a fixed input."""
-    x = agent.fixed_input(list(session.input_shape), np.float32)
+    x = runner.fixed_input(list(session.input_shape), np.float32)
     log.info("timing %s: %d warm-up, >= %d runs and >= %.2f s per round, %d round(s)", session.runtime,
              settings.warmup, settings.runs, settings.min_seconds, settings.rounds)
-    timing = agent.time_rounds(_timed_call(session), x, settings.warmup, settings.runs, settings.min_seconds,
+    timing = runner.time_rounds(_timed_call(session), x, settings.warmup, settings.runs, settings.min_seconds,
                                settings.rounds)
-    timing.update(agent.time_on_device(getattr(session, "on_device", None), x, settings.warmup, settings.runs,
+    timing.update(runner.time_on_device(getattr(session, "on_device", None), x, settings.warmup, settings.runs,
                                        settings.min_seconds, settings.rounds))
     return _raw(session, settings, x, timing)
 
 
 def time_paired(candidate: Any, reference: Any, settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Time two loaded sessions in alternating rounds, one raw dict each (``bench --against``): the agent's
-    own schedule (agent.time_alternating), so a board and this machine pair the rounds the same way."""
+    """Time two loaded sessions in alternating rounds, one raw dict each (``bench --against``): the runner's
+    own schedule (runner.time_alternating), so a board and this machine pair the rounds the same way."""
     sessions = (candidate, reference)
-    inputs = [agent.fixed_input(list(s.input_shape), np.float32) for s in sessions]
+    inputs = [runner.fixed_input(list(s.input_shape), np.float32) for s in sessions]
     log.info("timing %s and %s in %d alternating round(s) of >= %d runs and >= %.2f s", candidate.runtime,
              reference.runtime, settings.rounds, settings.runs, settings.min_seconds)
-    timings = agent.time_alternating([_timed_call(s) for s in sessions], inputs, settings.warmup, settings.runs,
+    timings = runner.time_alternating([_timed_call(s) for s in sessions], inputs, settings.warmup, settings.runs,
                                      settings.min_seconds, settings.rounds)
     raws = [_raw(s, settings, x, timing) for s, x, timing in zip(sessions, inputs, timings)]
     return raws[0], raws[1]
@@ -93,7 +92,7 @@ def _load(path: Path, settings: Settings, runtime: str | None, device: str | Non
 
 def measure_file(path: Path, settings: Settings, runtime: str | None = None, device: str | None = None
                  ) -> dict[str, Any]:
-    """Load a model file with its runtime (dass_edge.runtimes) and time it here; the agent's raw dict."""
+    """Load a model file with its runtime (dass_edge.runtimes) and time it here; the runner's raw dict."""
     raw = time_session(_load(path, settings, runtime, device), settings)
     raw["model"] = path.name
     return raw

@@ -15,7 +15,8 @@ from typing import Any
 
 from dass_edge.bench import gate
 from dass_edge.bench.measure import measure_pair, result_from_timing
-from dass_edge.bench.service import BenchRequest, agent_args, board_for, model_key, resolve_model, runtime_for
+from dass_edge.bench.service import (BenchRequest, admit, agent_args, board_for, model_key, resolve_model,
+                                     runtime_for)
 from dass_edge.bench.stats import PAIRED_MIN_ROUNDS
 from dass_edge.errors import InputError
 
@@ -45,8 +46,8 @@ def run_paired(request: BenchRequest) -> dict[str, Any]:
         raise InputError("run_paired needs a reference model (--against)")
     target = get_target(request.device)
     _check(request, target)
-    models = [resolve_model(request, target),
-              resolve_model(replace(request, model=request.against, baseline_key=None), target)]
+    sides = (request, replace(request, model=request.against, baseline_key=None))
+    models = [resolve_model(side, target, admit(side, target)) for side in sides]
     runtimes = [runtime_for(request, target, m.path) for m in models]
     raws, host = _time_both(request, target, [m.path for m in models], runtimes)
     results = []

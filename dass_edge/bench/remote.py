@@ -1,4 +1,4 @@
-"""Measure on an attached board over SSH: copy the model and the agent, run it, parse its JSON, clean up.
+"""Measure on an attached board over SSH: copy the model and the runner, time it there, parse its JSON, clean up.
 
 Why paramiko and not the ssh binary: errors arrive as typed exceptions (refused key, unknown host key,
 refused port) that map to one-line RemoteErrors, and every wait has a timeout, so a board that dies
@@ -18,13 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dass_edge import agent
-from dass_edge.bench.inventory import Board
+from dass_edge.runtimes import runner
+from dass_edge.bench.board import Board
 from dass_edge.errors import InputError, MissingDependencyError, RemoteError
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.05
+AGENT = "runner.py"  # the board agent: dass_edge/runtimes/runner.py's ``time`` command
 
 
 def model_files(model: Path) -> list[Path]:
@@ -163,7 +164,7 @@ def _cleanup(client, sftp, folder: str, names: Sequence[str], subfolders: Sequen
 
 def measure_remote(board: Board, model: Path, agent_args: Sequence[str], against: Path | None = None
                    ) -> dict[str, Any]:
-    """Copy ``model`` (+ sidecars) and the agent to a fresh folder on ``board``, run it, return its dict.
+    """Copy ``model`` (+ sidecars) and the runner to a fresh folder on ``board``, run it, return its dict.
 
     With ``against`` (``bench --against`` on a board), that reference model goes to a ``ref/`` sub-folder,
     since two exports usually share a file name (model.onnx), and the agent times both in alternating rounds;
@@ -186,15 +187,15 @@ def measure_remote(board: Board, model: Path, agent_args: Sequence[str], against
         except Exception as exc:
             raise RemoteError(f"cannot create a work folder on {board.destination} under {board.workdir}: "
                               f"{_one_line(str(exc)) or type(exc).__name__}") from None
-        names = [name for _, name in files] + ["agent.py"]
+        names = [name for _, name in files] + [AGENT]
         try:
             log.info("copying %s to %s:%s", ", ".join(name for _, name in files), board.destination, folder)
             for path, name in files:
                 sftp.put(str(path), f"{folder}/{name}")
-            sftp.put(agent.__file__, f"{folder}/agent.py")
+            sftp.put(runner.__file__, f"{folder}/{AGENT}")
             args = list(agent_args) + (["--against", f"ref/{against.name}"] if against is not None else [])
-            command = "cd {} && exec {} agent.py {} {}".format(
-                shlex.quote(folder), shlex.quote(board.python), shlex.quote(model.name),
+            command = "cd {} && exec {} {} time {} {}".format(
+                shlex.quote(folder), shlex.quote(board.python), AGENT, shlex.quote(model.name),
                 " ".join(shlex.quote(a) for a in args))
             log.info("running the agent on %s with %s", board.destination, board.python)
             status, stdout, stderr = _run(client, command, board.run_timeout_s, board)

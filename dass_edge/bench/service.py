@@ -1,5 +1,5 @@
-"""One bench call end to end: resolve the model (exporting a checkpoint first), refuse it if its output
-does not depend on its input (bench/alive.py), measure where the target says (here, on a board over SSH,
+"""One bench call end to end: admit the model (refused once, at the door, if its output does not depend on
+its input: bench/alive.py), resolve it (exporting a checkpoint first), measure where the target says (here, on a board over SSH,
 or predicted), then gate against a baseline. Returns the contract's dict.
 
 Kept out of the CLI so scripts (benchmarks/, CI helpers) get the same behaviour as ``dass-edge bench``.
@@ -19,6 +19,7 @@ from dass_edge.bench.alive import checkpoint_alive, file_alive
 from dass_edge.bench.measure import Settings, measure_file, result_from_timing
 from dass_edge.bench.results import EMULATED, emulated_error
 from dass_edge.errors import DassEdgeError, InputError
+from dass_edge.health import Health
 
 log = logging.getLogger(__name__)
 
@@ -96,27 +97,50 @@ def _current_export(checkpoint: Path, target, export_dir: Path, allow_dead: bool
     return None
 
 
-def resolve_model(request: BenchRequest, target) -> ResolvedModel:  # noqa: ANN001
+@dataclass(frozen=True)
+class Admitted:
+    """A bench request's model as it entered: a checkpoint or a model file, and its health, checked once."""
+
+    path: Path
+    checkpoint: Any  # Checkpoint | None
+    manifest: dict[str, Any]
+    health: Health | None  # None: a bare file with no runtime here to assess it
+
+    @property
+    def dead(self) -> bool:
+        return self.health is not None and not self.health.input_dependent
+
+
+def admit(request: BenchRequest, target) -> Admitted:  # noqa: ANN001
+    """The door of ``bench``: the path checked, a checkpoint loaded, and the one health check, which raises
+    DeadModelError for a network whose output does not depend on its input unless the request allows it.
+    Everything after it (export, measurement, prediction) carries the result instead of checking again."""
+    path = _checked_path(request.model)
+    ckpt = _load_checkpoint(path) if path.suffix.lower() in (".pt", ".pth") else None
+    if ckpt is not None:
+        return Admitted(path, ckpt, {}, checkpoint_alive(ckpt, path.stem, request.allow_dead))
+    manifest = manifest_of(path)
+    runtime = None if target.latency_source == "predicted" else runtime_for(request, target, path)
+    return Admitted(path, None, manifest, file_alive(path, manifest, runtime, request.allow_dead))
+
+
+def resolve_model(request: BenchRequest, target, admitted: Admitted) -> ResolvedModel:  # noqa: ANN001
     """A model file as given, or a checkpoint exported first in the target's format.
 
     Only the target's main format is exported (extra formats such as intel-cpu's TFLite take minutes and
-    are not measured), and an export of the same checkpoint content and settings is reused. A dead network raises
-    DeadModelError before anything is exported or measured, unless the request allows it.
+    are not measured), and an export of the same checkpoint content and settings is reused.
     """
-    path = _checked_path(request.model)
-    ckpt = _load_checkpoint(path) if path.suffix.lower() in (".pt", ".pth") else None
+    path, ckpt = admitted.path, admitted.checkpoint
     if ckpt is None:
-        manifest = manifest_of(path)
-        health = file_alive(path, manifest, runtime_for(request, target, path), request.allow_dead)
+        manifest = admitted.manifest
         return ResolvedModel(path, manifest.get("model") or path.stem, manifest.get("test_accuracy"), None,
-                             dead=health is not None and not health.input_dependent)
-    checkpoint_alive(ckpt, path.stem, request.allow_dead)
+                             dead=admitted.dead)
     current = _current_export(path, target, request.export_dir, request.allow_dead)
     if current is None:
         from dass_edge.export.pipeline import export_checkpoint
         log.info("exporting %s for %s (%s)", path.name, target.name, target.format)
         made = export_checkpoint(path, replace(target, extra_formats=()), request.export_dir,
-                                 allow_dead=request.allow_dead)
+                                 allow_dead=request.allow_dead, health=admitted.health)
         exported, dead = Path(made.path) / made.files[0], made.dead  # the target's main format comes first
     else:
         exported, dead = current[0], bool(current[1]["dead"])
@@ -131,16 +155,6 @@ def _checked_path(path: Path) -> Path:
         raise InputError(f"cannot bench {path.name}: expected a checkpoint (.pt) or a model file "
                          f"({', '.join(MODEL_EXTENSIONS)})")
     return path
-
-
-def _dead_before_prediction(request: BenchRequest) -> bool:
-    """The same refusal before a prediction; True when the network is dead (and allowed)."""
-    path = _checked_path(request.model)
-    ckpt = _load_checkpoint(path) if path.suffix.lower() in (".pt", ".pth") else None
-    if ckpt is not None:
-        return not checkpoint_alive(ckpt, path.stem, request.allow_dead).input_dependent
-    health = file_alive(path, manifest_of(path), None, request.allow_dead)
-    return health is not None and not health.input_dependent
 
 
 def runtime_for(request: BenchRequest, target, model: Path) -> str | None:  # noqa: ANN001
@@ -211,12 +225,13 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
     target = get_target(request.device)
     gate.check_before_measuring(request.baseline, request.update_baseline, request.settings.rounds,
                                 target.latency_source)
+    admitted = admit(request, target)
     if target.latency_source == "predicted":
-        dead = _dead_before_prediction(request)
+        dead = admitted.dead
         result = _predict(request, target)
         key = request.baseline_key or request.model.stem
     else:
-        model = resolve_model(request, target)
+        model = resolve_model(request, target, admitted)
         dead = model.dead
         result = _measure(request, target, model)
         result["test_accuracy"] = model.test_accuracy

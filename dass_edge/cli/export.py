@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dass_edge.cli.options import AllowDead, JsonFlag, OutDir, emit
-from dass_edge.errors import DassEdgeError, DeadModelError
+from dass_edge.errors import DassEdgeError
 from dass_edge.targets import get_target, load_targets
 
 TargetName = Annotated[str, typer.Option("--target", "-t", help="A target name (see `dass-edge targets`) or "
@@ -49,15 +49,14 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
 
 def _export_all(checkpoint: Path, out: Path, compact: bool, allow_dead: bool) -> list[dict[str, Any]]:
     from dass_edge.export.conversions import ConversionCache
-    from dass_edge.export.pipeline import export_checkpoint
+    from dass_edge.export.pipeline import admit, export_checkpoint
 
     rows, conversions = [], ConversionCache()
+    health = admit(checkpoint, allow_dead)  # a dead network: one error, not a table of them
     for target in load_targets().values():
         try:
             rows.append(export_checkpoint(checkpoint, target, out, compact=compact, allow_dead=allow_dead,
-                                          conversions=conversions).to_dict())
-        except DeadModelError:
-            raise  # a fact about the network, the same for every target: one error, not a table of them
+                                          conversions=conversions, health=health).to_dict())
         except DassEdgeError as exc:
             rows.append({"target": target.name, "format": target.format, "error": str(exc),
                          "exit_code": exc.exit_code})

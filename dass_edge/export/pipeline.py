@@ -127,6 +127,15 @@ def checkpoint_health(checkpoint: Checkpoint, model: nn.Module | None = None) ->
     return assess(model if model is not None else checkpoint.build(), real)
 
 
+def admit(checkpoint_path: Path, allow_dead: bool) -> Health:
+    """The one health check of an export request that covers several targets: DeadModelError for a dead
+    network (a fact about the network, the same for every target) unless ``allow_dead``; the Health to
+    pass to each export_checkpoint call."""
+    health = checkpoint_health(ckpt_io.load(checkpoint_path))
+    require_alive(health, Path(checkpoint_path).stem, allow_dead)
+    return health
+
+
 def validation_summary(checks: list[Parity]) -> str:
     """One word for the manifest: the worst verdict of the checks (a constant output, then a check that
     ran in another runtime than the board's, then pass)."""
@@ -214,19 +223,21 @@ def export_key(checkpoint_path: Path, target: Target, compact: bool) -> dict[str
 
 def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, out_dir: Path = Path("exported"),
                       *, compact: bool = True, allow_dead: bool = False,
-                      conversions: ConversionCache | None = None) -> Manifest:
+                      conversions: ConversionCache | None = None, health: Health | None = None) -> Manifest:
     """Export one checkpoint for one target into ``out_dir/<model>/<target>/``; returns its manifest.
 
     A dead network (output independent of the input) raises DeadModelError before anything is written;
     ``allow_dead`` exports it anyway, marked ``dead`` in the manifest, its parity checks not passed. Exports
-    of one checkpoint for several targets share ``conversions`` to convert each distinct file once."""
+    of one checkpoint for several targets share ``conversions`` to convert each distinct file once. A caller
+    that has already checked the checkpoint's ``health`` (bench, at its door) passes it on."""
     target = get_target(target) if isinstance(target, str) else target
     checkpoint_path = Path(checkpoint_path)
     checkpoint = ckpt_io.load(checkpoint_path)
     model = checkpoint.build()
     name = checkpoint_path.stem
-    health = checkpoint_health(checkpoint, model)
-    require_alive(health, name, allow_dead)
+    if health is None:
+        health = checkpoint_health(checkpoint, model)
+        require_alive(health, name, allow_dead)
     params, nonzero = sparse.count_params(model)
     prepared, compaction = deployable(model, checkpoint.input_shape, target.channel_multiple, compact)
     prepared.eval()

@@ -11,7 +11,7 @@ from torch import nn
 
 from dass_edge.errors import InputError
 from dass_edge.export import Artifact
-from dass_edge.runtimes.torch_runtime import SHAPE_FILE
+from dass_edge.runtimes.runner import TORCH_SHAPE_FILE
 from dass_edge.targets import Target
 
 
@@ -21,5 +21,5 @@ def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: 
     path = out / "model.pt"
     with torch.no_grad():
         traced = torch.jit.trace(model.eval(), torch.zeros(input_shape), check_trace=False)  # parity is checked later
-    torch.jit.save(traced, str(path), _extra_files={SHAPE_FILE: json.dumps(list(input_shape))})
+    torch.jit.save(traced, str(path), _extra_files={TORCH_SHAPE_FILE: json.dumps(list(input_shape))})
     return Artifact("torch", path, (path,), "NCHW", {"torch": torch.__version__})

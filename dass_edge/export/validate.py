@@ -30,9 +30,10 @@ from torch import nn
 
 from dass_edge import runtimes
 from dass_edge.errors import ParityError
-from dass_edge.export.side_envs import SideSession, find_python
+from dass_edge.export.side_envs import find_python, side_session
 from dass_edge.health import Health, is_alive, output_spread, require_alive
 from dass_edge.runtimes import Session
+from dass_edge.runtimes.process import ProcessSession
 from dass_edge.targets import HOST, RUNTIMES_OF_FORMAT
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
 
 
-def check_session(path: Path, fmt: str, layout: str, runtime: str, version: str) -> Session | SideSession:
+def check_session(path: Path, fmt: str, layout: str, runtime: str, version: str) -> Session | ProcessSession:
     """Where ``path`` is checked: ``runtime`` here when the host has ``version`` of it (or ``version`` is
     'host'), else a side environment that has it, else the format's host runtime (verdict HOST_ONLY)."""
     here = runtimes.available().get(runtime)
@@ -80,25 +81,25 @@ def check_session(path: Path, fmt: str, layout: str, runtime: str, version: str)
         return runtimes.load(path, runtime, device="CPU")
     python = None if version == HOST else find_python(runtime, version)
     if python is not None:
-        return SideSession(runtime, version, python, path, layout)
+        return side_session(runtime, version, python, path, layout)
     fallback = runtime if here else RUNTIMES_OF_FORMAT[fmt][0]
     log.warning("no %s %s here nor in a side environment (bash .ci/sideenvs.sh builds them): %s is checked "
                 "in the host's %s only", runtime, version, path.name, fallback)
     return runtimes.load(path, fallback, device="CPU")
 
 
-def _run_all(session: Session | SideSession, inputs: list[np.ndarray]) -> list[np.ndarray]:
+def _run_all(session: Session | ProcessSession, inputs: list[np.ndarray]) -> list[np.ndarray]:
     layout = [to_layout(x, session.input_layout) for x in inputs]
-    return session.run_all(layout) if isinstance(session, SideSession) else [session.run(x) for x in layout]
+    return session.run_all(layout) if isinstance(session, ProcessSession) else [session.run(x) for x in layout]
 
 
-def _verdict(session: Session | SideSession, required: tuple[str, str], alive: bool) -> str:
+def _verdict(session: Session | ProcessSession, required: tuple[str, str], alive: bool) -> str:
     if not alive:
         return CONSTANT
     return PASS if required == (session.runtime, session.version) else HOST_ONLY
 
 
-def check_parity(model: nn.Module, session: Session | SideSession, file: str, atol: float,
+def check_parity(model: nn.Module, session: Session | ProcessSession, file: str, atol: float,
                  inputs: list[np.ndarray], real_images: int, allow_dead: bool = False,
                  required: tuple[str, str] | None = None) -> Parity:
     """Run ``inputs`` (NCHW) through ``model`` and ``session``; the last ``real_images`` are real images.
@@ -130,6 +131,6 @@ def check_parity(model: nn.Module, session: Session | SideSession, file: str, at
                           f"{worst:.3g} (tolerance {atol:g} x output scale) on {len(problems)} of {len(inputs)} inputs: "
                           + "; ".join(problems[:4]))
     verdict = _verdict(session, required, is_alive(spread))
-    ran_in = session.place if isinstance(session, SideSession) else "host"
+    ran_in = session.place if isinstance(session, ProcessSession) else "host"
     return Parity(file, session.runtime, session.version, worst, top1, len(inputs), spread,
                   " ".join(required), ran_in, verdict, verdict == PASS)

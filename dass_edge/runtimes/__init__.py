@@ -1,9 +1,10 @@
-"""Run an exported model file in its runtime: one adapter per runtime behind one registry.
+"""Run an exported model file in its runtime on this machine: the registry, and the host's Session.
 
-``load(path)`` picks the runtime from the file suffix (or takes it by name) and returns a Session with a
-single ``run(x)``; export validation, benchmarking and predictor calibration all go through it. Runtimes
-are optional packages imported only when used; a missing one raises MissingDependencyError naming the
-extra to install.
+The per-runtime code lives once, in runner.py, the self-contained file that also runs on boards, in side
+environments and inside emulated boards. This module adds what only the host needs: a registry of the
+pip packages behind each runtime (versions, and the extra that installs a missing one), typed errors
+instead of the runner's one-line failures, and the runtimes' C++ chatter routed to the log. Export
+validation, benchmarking and predictor calibration all go through ``load``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dass_edge import native_output
 from dass_edge.errors import InputError, MissingDependencyError
+from dass_edge.runtimes import runner
 
 
 @dataclass(frozen=True)
@@ -49,26 +52,28 @@ class Session:
 
 @dataclass(frozen=True)
 class Runtime:
-    """Registry entry: where the adapter lives, which package it needs, which file suffix it reads."""
+    """Registry entry: the package a runtime needs (None: nothing to install) and the file suffix it reads."""
 
     name: str
-    adapter: str  # module under dass_edge.runtimes with ``open_session(path, threads, device, fp32_hint)``
-    distribution: str  # the pip package, for versions and error messages
+    distribution: str | None  # the pip package, for versions and error messages
     extra: str  # the dass-edge extra that installs it
     suffix: str
 
     @property
     def version(self) -> str:
         """The installed package version, as pip reports it (one spelling for every runtime)."""
+        if self.distribution is None:
+            raise metadata.PackageNotFoundError(self.name)
         return metadata.version(self.distribution)
 
 
 RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
-    Runtime("onnxruntime", "onnx_runtime", "onnxruntime", "onnx", ".onnx"),
-    Runtime("openvino", "openvino_runtime", "openvino", "openvino", ".xml"),
-    Runtime("litert", "tflite_runtime", "ai-edge-litert", "tflite", ".tflite"),
-    Runtime("tflite-runtime", "tflite_runtime", "tflite-runtime", "tflite", ".tflite"),
-    Runtime("torch", "torch_runtime", "torch", "all", ".pt"),
+    Runtime("onnxruntime", "onnxruntime", "onnx", ".onnx"),
+    Runtime("openvino", "openvino", "openvino", ".xml"),
+    Runtime("litert", "ai-edge-litert", "tflite", ".tflite"),
+    Runtime("tflite-runtime", "tflite-runtime", "tflite", ".tflite"),
+    Runtime("torch", "torch", "all", ".pt"),
+    Runtime("c", None, "all", ".so"),  # a library of the C export: ctypes, nothing to install
 )}
 
 
@@ -102,14 +107,28 @@ def available() -> dict[str, str]:
 
 
 def load(path: str | os.PathLike, runtime: str | None = None, *, threads: int | None = None,
-         device: str | None = None, fp32_hint: bool = True) -> Session:
+         device: str | None = None, exact: bool = True) -> Session:
     """Open ``path`` in ``runtime`` (default: by suffix). ``device`` defaults to the runtime's CPU (torch:
-    CUDA when available); ``fp32_hint`` keeps OpenVINO from computing in bf16/fp16 on its own."""
+    CUDA when available); ``exact`` asks for fp32 arithmetic (OpenVINO would pick bf16 on some CPUs)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"model file {path} does not exist")
     name = runtime or runtime_for(path)
     if name not in RUNTIMES:
         raise InputError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
-    adapter = importlib.import_module(f"dass_edge.runtimes.{RUNTIMES[name].adapter}")
-    return adapter.open_session(path, RUNTIMES[name], threads=threads, device=device, fp32_hint=fp32_hint)
+    spec = RUNTIMES[name]
+    try:
+        with native_output.to_log(name):  # e.g. the XNNPACK delegate's INFO line
+            loaded = runner.open_model(str(path), name, threads or 0, device or "", exact)
+    except runner.MissingRuntime:
+        raise MissingDependencyError(spec.distribution or name, spec.extra) from None
+    except runner.RunnerError as exc:
+        raise InputError(str(exc)) from None
+    except Exception as exc:  # runtimes raise their own untyped errors for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{name} cannot load {path}: {first}") from None
+    if loaded.shape is None:
+        raise InputError(f"{name} cannot tell the input shape of {path}")
+    version = spec.version if spec.distribution else loaded.version
+    return Session(name, version, loaded.device, tuple(loaded.shape), loaded.layout, loaded.run,
+                   providers=tuple(loaded.providers or ()), on_device=loaded.on_device)

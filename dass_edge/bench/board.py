@@ -1,0 +1,33 @@
+"""How to reach one board: the value the inventory reads, the emulator builds and the SSH code uses.
+
+Its own module so that both places that make boards (bench/inventory.py from the user's file,
+bench/emulate.py for emulated ones) can use it without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Board:
+    """How to reach one board; ``key`` and ``known_hosts`` are paths, never key material."""
+
+    name: str
+    host: str
+    user: str | None = None
+    port: int = 22
+    key: Path | None = None
+    python: str = "python3"
+    known_hosts: Path | None = None  # None: the user's ~/.ssh/known_hosts
+    connect_timeout_s: float = 10.0
+    run_timeout_s: float = 600.0
+    workdir: str = "/tmp"
+    emulated: bool = False  # qemu-user on this machine: runs the board's builds, says nothing of its speed
+    runtime_device: str | None = None  # what the board has instead of the target's default (e.g. CPU: no GPU)
+
+    @property
+    def destination(self) -> str:
+        """``user@host:port`` for messages (no secrets in it)."""
+        return f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
