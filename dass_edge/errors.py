@@ -28,6 +28,16 @@ class MissingDependencyError(DassEdgeError):
         self.extra = extra
 
 
+class MissingToolError(MissingDependencyError):
+    """A system tool (a C compiler, qemu-user) is not installed; the message names the Debian package. Same
+    exit code as a missing Python package: the fix is an install, not another command."""
+
+    def __init__(self, tool: str, package: str):
+        DassEdgeError.__init__(self, f"{tool} is not installed; install it with: apt-get install {package}")
+        self.module = tool
+        self.extra = package
+
+
 class ParityError(DassEdgeError):
     """An exported model disagrees with PyTorch by more than the target's tolerance."""
 

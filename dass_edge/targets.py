@@ -22,10 +22,10 @@ DEFAULT_DIR = Path(__file__).resolve().parent.parent / "targets"
 
 # Allowed values per field; the runtimes a format can run in (the first is its default runtime).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "format": ("onnx", "openvino", "tflite", "torch"),
+    "format": ("onnx", "openvino", "tflite", "torch", "c"),
     "precision": ("fp32", "fp16"),
     "input_layout": ("NCHW", "NHWC"),
-    "runtime": ("onnxruntime", "openvino", "litert", "tflite-runtime", "torch"),
+    "runtime": ("onnxruntime", "openvino", "litert", "tflite-runtime", "torch", "c"),
     "latency_source": ("local", "ssh", "predicted"),
 }
 RUNTIMES_OF_FORMAT: dict[str, tuple[str, ...]] = {
@@ -33,6 +33,7 @@ RUNTIMES_OF_FORMAT: dict[str, tuple[str, ...]] = {
     "openvino": ("openvino",),
     "tflite": ("litert", "tflite-runtime"),
     "torch": ("torch",),
+    "c": ("c",),
 }
 HOST = "host"  # a ``loads_in`` version: whatever version of the runtime is installed on this machine
 VERSION = re.compile(r"\d+(\.\d+)*")
@@ -50,7 +51,9 @@ class Target:
     ``loads_in`` maps each runtime the exported files must load in to its version on the device, e.g.
     ``{"tflite-runtime": "2.13.0"}`` (the newest wheel a 32-bit Arm board's Python 3.9 can install), or
     ``"host"`` for targets that run here; exports are checked against what that version knows and their
-    parity is checked in it. Without the field, each format's runtime on the host.
+    parity is checked in it. Without the field, each format's runtime on the host. ``c_compiler`` and
+    ``c_flags`` build the C export (dass_edge.codegen): the host's gcc or the board's Debian cross compiler,
+    and the flags that pick its CPU (``-mcpu``/``-mfpu``/``-march``), recorded so a build can be repeated.
     """
 
     name: str
@@ -69,6 +72,8 @@ class Target:
     extra_formats: tuple[str, ...] = ()
     notes: str = ""
     loads_in: tuple[tuple[str, str], ...] = ()
+    c_compiler: str = "gcc"
+    c_flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
@@ -85,7 +90,7 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "device": str, "format": str, "precision": str, "input_layout": str, "runtime": str,
     "runtime_device": str, "latency_source": str, "atol": (int, float), "predictor": str, "opset": int,
     "ir_version": int, "channel_multiple": int, "extra_formats": list, "notes": str,
-    "loads_in": dict,
+    "loads_in": dict, "c_compiler": str, "c_flags": list,
 }
 REQUIRED = tuple(f.name for f in fields(Target) if f.default is MISSING)
 
@@ -119,10 +124,21 @@ def _check(source: Path, raw: dict[str, Any]) -> Target:
     if raw.get("channel_multiple", 1) < 1:
         raise bad("channel_multiple", "must be at least 1")
     _check_loads_in(raw, bad)
+    _check_c_build(raw, bad)
     if raw["name"] != source.stem:
         raise bad("name", f"is {raw['name']!r} but the file is named {source.name}")
     return Target(**{**raw, "atol": float(raw["atol"]), "extra_formats": tuple(raw.get("extra_formats", ())),
-                     "loads_in": tuple(raw.get("loads_in", {}).items())})
+                     "loads_in": tuple(raw.get("loads_in", {}).items()), "c_flags": tuple(raw.get("c_flags", ()))})
+
+
+def _check_c_build(raw: dict[str, Any], bad: Callable[[str, str], InputError]) -> None:
+    """A compiler is one command name; flags are single options (each starting with '-')."""
+    compiler = raw.get("c_compiler", "gcc")
+    if not compiler or any(c.isspace() for c in compiler) or "/" in compiler:
+        raise bad("c_compiler", f"is {compiler!r}; expected a command name such as \"arm-linux-gnueabihf-gcc\"")
+    for flag in raw.get("c_flags", []):
+        if not isinstance(flag, str) or not flag.startswith("-") or any(c.isspace() for c in flag):
+            raise bad("c_flags", f"has {flag!r}; expected single options such as \"-mcpu=cortex-a7\"")
 
 
 def _check_loads_in(raw: dict[str, Any], bad: Callable[[str, str], InputError]) -> None:

@@ -38,6 +38,7 @@ EXPORTERS: dict[str, str] = {
     "openvino": "openvino:export",
     "tflite": "tflite:export",
     "torch": "torchscript:export",
+    "c": "c:export",
 }
 
 

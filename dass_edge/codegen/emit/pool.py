@@ -1,0 +1,96 @@
+"""Max and average pooling with PyTorch's rules, on the staged input skeleton shared with convolutions.
+
+Padding is staged as -inf for a max (a padded position never wins) and as 0 for an average, which divides
+by PyTorch's window size: clipped to the padded input (count_include_pad) or to the input itself; ceil_mode
+shows up only as the output size. Every kernel tap is one flat loop of maxima or sums over a block of
+output rows. One difference: a NaN input does not always win a max here (PyTorch tests for it; the test
+made gcc branch per element). Global average pooling (AdaptiveAvgPool2d(1)) sums each plane in 8 lanes.
+"""
+
+from __future__ import annotations
+
+from dass_edge.codegen.emit import Context, LayerCode
+from dass_edge.codegen.emit.c import float_table, signature
+from dass_edge.codegen.emit.staging import Staging, blocks, stage
+from dass_edge.codegen.ir import Pool
+
+LANES = 8
+
+
+def divisors(node: Pool, axis: int) -> list[float]:
+    """Per output position along ``axis``, PyTorch's avg_pool2d window size (pooling is separable)."""
+    size, out = node.inputs[0].shape[1 + axis], node.output.shape[1 + axis]
+    kernel, stride, pad = node.kernel[axis], node.stride[axis], node.padding[axis]
+    counts = []
+    for o in range(out):
+        start = o * stride - pad
+        end = min(start + kernel, size + pad)
+        if not node.count_include_pad:
+            start, end = max(start, 0), min(end, size)
+        counts.append(float(end - start))
+    return counts
+
+
+def is_global(node: Pool, rows_contiguous: bool) -> bool:
+    """An average over each whole, contiguous plane."""
+    return (node.kind == "avg" and node.kernel == node.inputs[0].shape[1:] and node.padding == (0, 0)
+            and node.output.shape[1:] == (1, 1) and rows_contiguous)
+
+
+def staging(node: Pool, rows_contiguous: bool) -> Staging | None:
+    if is_global(node, rows_contiguous):
+        return None
+    taps = [(ky, kx) for ky in range(node.kernel[0]) for kx in range(node.kernel[1])]
+    return Staging.of(node, rows_contiguous, tuple(range(node.inputs[0].shape[0])), taps,
+                      "-INFINITY" if node.kind == "max" else "0.0f")
+
+
+def workspace_floats(node: Pool, rows_contiguous: bool) -> int:
+    found = staging(node, rows_contiguous)
+    return found.floats if found else 0
+
+
+def emit(node: Pool, ctx: Context) -> LayerCode:
+    x = ctx.inputs[0].place
+    _, h, w = node.inputs[0].shape
+    staged = staging(node, x.strides[1:] == (w, 1))
+    if staged is None:
+        return _global(node, ctx)
+    name = ctx.name
+    tables, staging_code = stage(staged, name, x, None)
+    update = "acc[j] = s[j] > acc[j] ? s[j] : acc[j];" if node.kind == "max" else "acc[j] += s[j];"
+    accumulate = "".join(
+        f"            {{ const float *s = p + {staged.offset(0, ky, kx)} + oy0 * {staged.cols};\n"
+        f"              for (int j = 0; j < {staged.block}; ++j) {update} }}\n"
+        for ky in range(node.kernel[0]) for kx in range(node.kernel[1]))
+    if node.kind == "max":
+        init, store = "-INFINITY", "ACC"
+    else:
+        tables += float_table(f"{name}_dy", divisors(node, 0)) + float_table(f"{name}_dx", divisors(node, 1))
+        init, store = "0.0f", f"ACC / ({name}_dy[oy] * {name}_dx[ox])"
+    setup = f"        const float *p = ws + o * {len(staged.phases) * staged.plane};\n"
+    body = staging_code + blocks(staged, node.output.shape[0], setup, init, accumulate, store)
+    function = f"{signature(name, ['x'])[:-1]}, float *restrict ws) {{\n{body}}}\n"
+    return LayerCode(tables + function, (ctx.inputs[0].pointer, ctx.output.pointer, ctx.require_workspace()))
+
+
+def _global(node: Pool, ctx: Context) -> LayerCode:
+    """Per channel: LANES partial sums over the plane (independent, so they vectorise without reordering
+    any one sum), then their total divided by the plane size."""
+    channels, h, w = node.inputs[0].shape
+    plane, cs = h * w, ctx.inputs[0].place.strides[0]
+    lanes = LANES if plane >= 2 * LANES else 1
+    whole = plane - plane % lanes
+    total = " + ".join(f"part[{j}]" for j in range(lanes))
+    body = f"""\
+    for (int c = 0; c < {channels}; ++c) {{
+        const float *p = x + c * {cs};
+        float part[{lanes}] = {{0.0f}};
+        for (int i = 0; i < {whole}; i += {lanes})
+            for (int j = 0; j < {lanes}; ++j) part[j] += p[i + j];
+        for (int i = {whole}; i < {plane}; ++i) part[0] += p[i];
+        y[c] = ({total}) / {float(plane)}f;
+    }}
+"""
+    function = f"{signature(ctx.name, ['x'])} {{\n{body}}}\n"
+    return LayerCode(function, (ctx.inputs[0].pointer, ctx.output.pointer))

@@ -1,0 +1,76 @@
+"""C exporter: generated C (dass_edge.codegen) compiled for the target's CPU, plus a stand-alone timing program.
+
+Writes ``model.c`` / ``model.h`` (the network with its weights baked in, visiting only non-zero weights),
+``bench_main.c`` and a ``Makefile`` (to rebuild on a board), ``build.json`` (compiler, version, flags, the
+loop form each layer got, arena size, compile time), the shared library and the program. For the host the
+loop forms are measured here and the runtime loads ``model.so``; for a board (a cross compiler) they follow
+the rule in dass_edge.codegen.forms (timing here says little about a Cortex-A7) and the file a runtime runs
+is the program, under qemu-user on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from dass_edge.codegen import forms
+from dass_edge.codegen.build import BENCH_MAIN, Build, Toolchain, build, run_program
+from dass_edge.codegen.generate import Generated, generate, save
+from dass_edge.errors import InputError
+from dass_edge.export import Artifact
+from dass_edge.targets import Target
+
+
+def toolchain_of(target: Target) -> Toolchain:
+    return Toolchain(target.c_compiler, target.c_flags)
+
+
+def file_names(toolchain: Toolchain) -> tuple[str, str]:
+    """(library, program): ``model.so`` / ``model-bench`` for the host, ``-<arch>`` added for a board."""
+    suffix = "" if toolchain.native else f"-{toolchain.cross.arch}"
+    return f"model{suffix}.so", f"model-bench{suffix}"
+
+
+def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path) -> Artifact:
+    if target.precision != "fp32":
+        raise InputError(f"target {target.name}: the C exporter writes fp32 only, not {target.precision}")
+    toolchain = toolchain_of(target)
+    toolchain.executable()  # a missing compiler fails here, before minutes of tuning
+    generated = generate(model, input_shape, forms.MEASURE if toolchain.native else forms.RULE, toolchain)
+    save(generated, out)
+    shutil.copyfile(BENCH_MAIN, out / BENCH_MAIN.name)
+    library, program = file_names(toolchain)
+    built = build(out, toolchain, library=library, program=program)
+    if toolchain.native:  # a flag this CPU lacks (AVX2, say) must fail here, not crash the parity check
+        run_program(built.program, np.zeros((1, *input_shape[1:]), np.float32), toolchain)
+    (out / "Makefile").write_text(makefile(toolchain, library, program))
+    (out / "build.json").write_text(json.dumps(build_record(generated, built), indent=2) + "\n")
+    files = tuple(out / name for name in ("model.c", "model.h", BENCH_MAIN.name, "Makefile", "build.json",
+                                          library, program))
+    main = built.library if toolchain.native else built.program
+    tools = {toolchain.compiler: built.version, "c_flags": " ".join(built.flags)}
+    return Artifact("c", main, files, "NCHW", tools)
+
+
+def build_record(generated: Generated, built: Build) -> dict:
+    return {"entry_point": "int dass_edge_run(const float *input, float *output)",
+            "library": built.library.name if built.library else None,
+            "program": built.program.name if built.program else None,
+            "compiler": built.compiler, "compiler_version": built.version, "flags": list(built.flags),
+            "compile_seconds": round(built.seconds, 2), "version": generated.source.version,
+            "arena_bytes": generated.arena_bytes, "layer_forms": generated.forms,
+            "nonzero_macs": generated.macs(), "dense_macs": generated.macs(nonzero_only=False)}
+
+
+def makefile(toolchain: Toolchain, library: str, program: str) -> str:
+    """How to rebuild the library and the program on the board itself (its own gcc, the same flags)."""
+    flags = " ".join(toolchain.all_flags())
+    return (f"# Rebuild on the board: make CC=gcc\nCC ?= {toolchain.compiler}\nCFLAGS ?= {flags}\n\n"
+            f"all: {library} {program}\n\n"
+            f"{library}: model.c model.h\n\t$(CC) $(CFLAGS) -shared -fPIC model.c -o $@ -lm\n\n"
+            f"{program}: model.c model.h {BENCH_MAIN.name}\n"
+            f"\t$(CC) $(CFLAGS) -I. model.c {BENCH_MAIN.name} -o $@ -lm\n")
