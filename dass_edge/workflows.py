@@ -177,7 +177,7 @@ def run_train(arch: str, choice: DataChoice, preset: Preset, sparsity: float, ou
         train = (data.x_train, data.y_train)
 
         if inherited:
-            model, results = _inherited(search, genotype, data, preset, seed).to(target), []
+            model, results = _inherited(search, genotype, data, preset, seed, target), []
             plan = [PlannedStep.of("finetune", preset.finetune, len(train[0]))]
         else:
             model, results, plan = distributed.from_main(
@@ -219,11 +219,12 @@ def _train_spec(name: str, genotype: Genotype | None, search: Checkpoint | None,
 
 
 def _inherited(search: Checkpoint, genotype: Genotype | None, data: Dataset, preset: Preset,
-               seed: int) -> torch.nn.Module:
-    """The genotype's network with the supernet's pruned weights and masks, BN statistics re-estimated."""
+               seed: int, device: torch.device) -> torch.nn.Module:
+    """The genotype's network with the supernet's pruned weights and masks, BN statistics re-estimated on
+    ``device``, where the data already is."""
     supernet = search.build()
     assert isinstance(supernet, SearchNetwork) and genotype is not None
-    model = algorithm.inherit(supernet, genotype)
+    model = algorithm.inherit(supernet, genotype).to(device)
     recalibrate_bn(model, data.x_train, preset.finetune.batch_size, seed)
     return model
 

@@ -324,6 +324,9 @@ def _torch(path, threads, device, exact):
     cuda = device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         raise RunnerError("torch %s here has no CUDA device; pass --runtime-device cpu" % torch.__version__)
+    if cuda and exact:  # Ampere and newer run float32 convolutions in TF32 (10-bit mantissa) by default
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     extra = {TORCH_SHAPE_FILE: ""}
     model = torch.jit.load(path, map_location=device, _extra_files=extra).eval()
     shape = json.loads(extra[TORCH_SHAPE_FILE]) if extra[TORCH_SHAPE_FILE] else None
