@@ -19,11 +19,11 @@ import psutil
 import pytest
 
 from conftest import side_python
-from dass_edge.bench import lock
+from dass_edge.bench import emulate, lock
 from dass_edge.bench.board import Board
 from dass_edge.bench.remote import connect
 from dass_edge.errors import BoardBusyError, InputError
-from test_bench_remote import SSHD, sshd  # noqa: F401  (the real sshd fixture)
+from test_bench_remote import SSHD, onnx_model, sshd  # noqa: F401  (the real sshd, a tiny ONNX model)
 
 pytestmark = pytest.mark.skipif(not SSHD.exists(), reason="openssh-server is not installed")
 HERE = Path(__file__).resolve().parent
@@ -197,3 +197,86 @@ def test_ci_job_from_the_ci_variables():
         "o/r run 42 job latency"
     assert lock.ci_job({"CI_JOB_URL": "https://gitlab/x/-/jobs/9"}) == "https://gitlab/x/-/jobs/9"
     assert lock.ci_job({}) is None
+
+
+def _inventory(board: Board, tmp_path: Path, python: Path) -> Path:
+    inventory = tmp_path / "boards.toml"
+    inventory.write_text(f'[boards.jetson-tx2]\nhost = "127.0.0.1"\nport = {board.port}\nuser = "root"\n'
+                         f'key = "{board.key}"\npython = "{python}"\nknown_hosts = "{board.known_hosts}"\n'
+                         f'workdir = "{board.workdir}"\n')
+    return inventory
+
+
+def _logging_python(tmp_path: Path, log: Path) -> Path:
+    """The tx2 board's Python behind a script that logs, on the board's clock, when each runner process starts
+    and ends: a runner's lifetime holds its timed windows, so disjoint lifetimes mean disjoint timings."""
+    real = side_python("tx2")
+    script = tmp_path / "python"
+    script.write_text(f'#!/bin/sh\nif [ "$1" = runner.py ]; then\n  echo "start $(date +%s.%N) $$" >> {log}\n'
+                      f'  "{real}" "$@"; status=$?\n  echo "end $(date +%s.%N) $$" >> {log}\n  exit $status\nfi\n'
+                      f'exec "{real}" "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_two_benches_on_one_board_never_overlap(board, tmp_path, onnx_model):
+    """Two `dass-edge bench` processes started together on one board: one waits for the other."""
+    log = tmp_path / "windows.log"
+    inventory = _inventory(board, tmp_path, _logging_python(tmp_path, log))
+    command = [str(Path(sys.executable).parent / "dass-edge"), "bench", str(onnx_model), "--device", "jetson-tx2",
+               "--inventory", str(inventory), "--runtime-device", "CPU", "--warmup", "2", "--runs", "5",
+               "--min-seconds", "1", "--rounds", "2", "--json"]
+    benches = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [bench.communicate(timeout=120) for bench in benches]
+    assert [bench.returncode for bench in benches] == [0, 0], [err[-600:] for _, err in outputs]
+    assert all(json.loads(out)["count"] >= 10 for out, _ in outputs)
+    windows: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        kind, when, pid = line.split()
+        windows.setdefault(pid, []).append(float(when))
+    (a_start, a_end), (b_start, b_end) = sorted(windows.values())
+    assert a_end <= b_start, windows  # the second runner started after the first had ended
+    assert b_start - a_start >= 2.0  # the first timed 2 rounds of >= 1 s before the second began
+    assert sum("waiting up to" in err for _, err in outputs) == 1  # the one that waited said for whom
+
+
+def test_boards_who_lists_the_holder(board, tmp_path):
+    from typer.testing import CliRunner
+
+    from dass_edge.cli.app import app
+
+    inventory = _inventory(board, tmp_path, side_python("tx2"))
+    holder = Holder(board, hold_s=20)
+    holder.line("locked")
+    try:
+        got = CliRunner().invoke(app, ["boards", "who", "jetson-tx2", "--inventory", str(inventory), "--json"])
+        assert got.exit_code == 0, got.output
+        [row] = json.loads(got.stdout)
+        assert row["board"] == "jetson-tx2" and row["held"] and row["holder"]["pid"] == holder.proc.pid
+        got = CliRunner().invoke(app, ["boards", "who", "--inventory", str(inventory)])
+        assert got.exit_code == 0 and f"pid {holder.proc.pid}" in got.stdout and "job test-job" in got.stdout
+    finally:
+        holder.proc.kill()
+        holder.proc.wait()
+    got = CliRunner().invoke(app, ["boards", "who", "jetson-tx2", "--inventory", str(inventory)])
+    assert got.exit_code == 0 and "free" in got.stdout, got.output
+
+
+@pytest.mark.skipif(emulate.read_info("jetson-tx2") is None, reason="emulated board jetson-tx2 not built: run "
+                    "dass-edge boards emulate jetson-tx2 (setup.sh does)")
+def test_an_emulated_board_is_locked_too():
+    """The keeper runs with the emulated board's ARM Python under qemu, reached over the board's loopback sshd."""
+    from dass_edge.bench.inventory import resolve_board
+
+    board = resolve_board("jetson-tx2" + emulate.SUFFIX)
+    first, second = connect(board), connect(board)
+    try:
+        with lock.hold(first, board, lock.LockSettings(wait_s=0, lease_s=30)) as lease:
+            held = lock.who(second, board)
+            assert held["held"] and held["holder"]["token"] == lease.holder["token"]
+            with pytest.raises(BoardBusyError):
+                lock.acquire(second, board, lock.LockSettings(wait_s=0, lease_s=30))
+        assert not lock.who(second, board)["held"]
+    finally:
+        first.close()
+        second.close()

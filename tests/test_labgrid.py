@@ -7,6 +7,7 @@ admin sets one up with labgrid-client. Another labgrid user is played by labgrid
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import socket
 import subprocess
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import side_python
 from dass_edge.bench.labgrid_place import acquired_place, place_holder
 from dass_edge.errors import BoardBusyError, RemoteError
-from test_bench_remote import SSHD, sshd  # noqa: F401  (the real sshd fixture)
+from test_bench_remote import SSHD, onnx_model, sshd  # noqa: F401  (the real sshd, a tiny ONNX model)
 
 pytest.importorskip("labgrid", reason="labgrid is not installed (pip install 'dass-edge[ci]')")
 pytestmark = pytest.mark.skipif(not SSHD.exists(), reason="openssh-server is not installed")
@@ -138,3 +140,51 @@ def test_unknown_place_and_unreachable_coordinator(lab):
     with pytest.raises(RemoteError, match="cannot reach the labgrid coordinator"):
         with acquired_place(PLACE, f"127.0.0.1:{_free_port()}", wait_s=1):
             pass
+
+
+def _inventory(lab, sshd, tmp_path, env: str) -> Path:  # noqa: F811
+    _, key, known = sshd
+    inventory = tmp_path / "boards.toml"
+    inventory.write_text(f'[boards.jetson-tx2]\nplace = "{PLACE}"\ncoordinator = "{lab.address}"\nkey = "{key}"\n'
+                         f'python = "{side_python(env)}"\nknown_hosts = "{known}"\nworkdir = "{tmp_path}"\n')
+    return inventory
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from dass_edge.cli.app import app
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _bench(lab, sshd, tmp_path, model, env: str):  # noqa: F811
+    return _cli("bench", model, "--device", "jetson-tx2", "--inventory", _inventory(lab, sshd, tmp_path, env),
+                "--runtime-device", "CPU", "--warmup", "2", "--runs", "5", "--min-seconds", "0.05", "--json")
+
+
+def test_bench_through_a_place(lab, sshd, tmp_path, onnx_model):  # noqa: F811
+    got = _bench(lab, sshd, tmp_path, onnx_model, "tx2")
+    assert got.exit_code == 0, got.output
+    result = json.loads(got.stdout)
+    assert result["host"] == f"root@127.0.0.1:{sshd[0]}" and result["count"] >= 5  # the NetworkService's address
+    assert place_holder(PLACE, lab.address) == {"held": False, "holder": None}
+
+
+def test_a_failed_bench_releases_the_place(lab, sshd, tmp_path, onnx_model):  # noqa: F811
+    got = _bench(lab, sshd, tmp_path, onnx_model, "a7")  # the a7 board has no ONNX Runtime: the runner fails there
+    assert got.exit_code == 5 and "onnxruntime" in got.stderr, got.output
+    assert place_holder(PLACE, lab.address) == {"held": False, "holder": None}
+
+
+def test_boards_who_names_the_places_holder(lab, sshd, tmp_path):  # noqa: F811
+    inventory = _inventory(lab, sshd, tmp_path, "tx2")
+    lab.client("-p", PLACE, "acquire", user="alice")
+    try:
+        got = _cli("boards", "who", "jetson-tx2", "--inventory", inventory, "--json")
+        assert got.exit_code == 0, got.output
+        assert json.loads(got.stdout) == [{"board": "jetson-tx2", "where": f"labgrid place {PLACE}", "held": True,
+                                           "holder": "lab-host/alice"}]
+    finally:
+        lab.client("-p", PLACE, "release", user="alice")
+    got = _cli("boards", "who", "--inventory", inventory)
+    assert got.exit_code == 0 and got.stdout == f"jetson-tx2 (labgrid place {PLACE}): free\n", got.output

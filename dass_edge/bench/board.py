@@ -15,7 +15,7 @@ class Board:
     """How to reach one board; ``key`` and ``known_hosts`` are paths, never key material."""
 
     name: str
-    host: str
+    host: str = ""  # empty for a labgrid place: its NetworkService says where, once acquired
     user: str | None = None
     port: int = 22
     key: Path | None = None
@@ -26,8 +26,12 @@ class Board:
     workdir: str = "/tmp"
     emulated: bool = False  # qemu-user on this machine: runs the board's builds, says nothing of its speed
     runtime_device: str | None = None  # what the board has instead of the target's default (e.g. CPU: no GPU)
+    place: str | None = None  # a labgrid place instead of a host (bench/labgrid_place.py)
+    coordinator: str | None = None  # its labgrid coordinator, HOST:PORT (default: $LG_COORDINATOR)
 
     @property
     def destination(self) -> str:
         """``user@host:port`` for messages (no secrets in it)."""
+        if self.place and not self.host:
+            return f"labgrid place {self.place}"
         return f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"

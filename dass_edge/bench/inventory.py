@@ -13,10 +13,13 @@ names (targets/*.toml); this file maps a board name to its SSH details. Default 
     known_hosts = "~/.ssh/known_hosts"
     connect_timeout_s = 10
     run_timeout_s = 600
-    workdir = "/tmp"             # where a temporary folder for the model and agent is made
+    workdir = "/tmp"             # where a temporary folder for the model and agent is made, and the lock
+                                 # file (bench/lock.py): hosts that share the board must agree on it
     emulated = false             # true: a CPU emulator, not the board (timings never gate or reach reports)
     runtime_device = "CPU"       # optional: the board lacks the target's default device (a TX2 without
                                  # onnxruntime-gpu); --runtime-device still overrides it
+    # place = "tx2-rack1"        # instead of host: a labgrid place, acquired for each bench (its
+    # coordinator = "lab:20408"  # NetworkService gives address, username and port; bench/labgrid_place.py)
 
 Command-line options override the file field by field. A board built by ``dass-edge boards emulate NAME``
 (bench/emulate.py) needs no entry: ``NAME-emulated`` resolves to it, its loopback sshd started on demand.
@@ -61,7 +64,7 @@ def _coerce(name: str, values: dict[str, Any]) -> dict[str, Any]:
                 out[key] = kind(out[key])
             except (TypeError, ValueError):
                 raise InputError(f"board {name}: {key} must be a number, not {out[key]!r}") from None
-    for key in ("host", "user", "python", "runtime_device"):
+    for key in ("host", "user", "python", "runtime_device", "place", "coordinator"):
         if out.get(key) is not None and not isinstance(out[key], str):
             raise InputError(f"board {name}: {key} must be a string, not {out[key]!r}")
     if out.get("emulated") is not None and not isinstance(out["emulated"], bool):
@@ -80,8 +83,8 @@ def load_inventory(path: Path | None = None) -> dict[str, Board]:
         raise InputError(f"inventory {path} is not readable TOML: {exc}") from None
     boards = {}
     for name, values in (data.get("boards") or {}).items():
-        if not isinstance(values, dict) or "host" not in values:
-            raise InputError(f"inventory {path}: board {name} needs at least a host")
+        if not isinstance(values, dict) or not ({"host", "place"} & set(values)):
+            raise InputError(f"inventory {path}: board {name} needs at least a host (or a labgrid place)")
         boards[name] = Board(name=name, **_coerce(name, values))
     return boards
 

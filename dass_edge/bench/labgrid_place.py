@@ -21,10 +21,13 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from dass_edge.errors import BoardBusyError, MissingDependencyError, RemoteError
+
+if TYPE_CHECKING:
+    from dass_edge.bench.board import Board
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +182,17 @@ def acquired_place(place: str, coordinator: str | None = None, wait_s: float = 9
     finally:
         _release(s, place, token, acquired)
         s.close()
+
+
+@contextlib.contextmanager
+def reachable(board: Board, wait_s: float) -> Iterator[Board]:
+    """``board`` as it is, or, when it names a labgrid place, with the place acquired for the block and its
+    NetworkService's address filled in (the inventory's user, if given, wins over the service's)."""
+    if not board.place:
+        yield board
+        return
+    with acquired_place(board.place, board.coordinator, wait_s) as address:
+        yield replace(board, host=address.host, user=board.user or address.user, port=address.port)
 
 
 def place_holder(place: str, coordinator: str | None = None) -> dict[str, Any]:

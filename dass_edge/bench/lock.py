@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 KEEPER = Path(__file__).with_name("keeper.py")
 SENT_PREFIX = ".dass-edge-keeper-"  # keeper.py removes a copy named so once it runs
-LOCK_FILE = "dass-edge-board.lock"  # in the board's workdir: hosts sharing a board must share the workdir
+LOCK_FILE = ".dass-edge-board.lock"  # in the board's workdir: hosts sharing a board must share the workdir
 DEFAULT_WAIT_S = 900.0  # one bench of run_timeout_s (600 s) ahead, plus its copying, and some queue
 DEFAULT_LEASE_S = 30.0
 HEARTBEATS_PER_LEASE = 6  # a heartbeat every 5 s by default: one lost line does not end a lease

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from dass_edge.bench import gate
+from dass_edge.bench.lock import LockSettings
 from dass_edge.bench.measure import measure_pair, result_from_timing
 from dass_edge.bench.service import (BenchRequest, admit, agent_args, board_for, model_key, resolve_model,
                                      runtime_for)
@@ -46,7 +47,10 @@ def run_paired(request: BenchRequest) -> dict[str, Any]:
         raise InputError("run_paired needs a reference model (--against)")
     target = get_target(request.device)
     _check(request, target)
-    sides = (request, replace(request, model=request.against, baseline_key=None))
+    # The reference is exported into a folder of its own: two builds of one model share a file name (the main
+    # branch's darts-v2-custom-90.pt and the pull request's), and one export folder would hold only the second.
+    sides = (request, replace(request, model=request.against, baseline_key=None,
+                              export_dir=request.export_dir / "reference"))
     models = [resolve_model(side, target, admit(side, target)) for side in sides]
     runtimes = [runtime_for(request, target, m.path) for m in models]
     raws, host = _time_both(request, target, [m.path for m in models], runtimes)
@@ -86,5 +90,5 @@ def _time_both(request: BenchRequest, target, paths: list, runtimes: list  # noq
     args = agent_args(request, target, board)
     args += ["--runtime", runtimes[0]] if runtimes[0] else []
     args += ["--against-runtime", runtimes[1]] if runtimes[1] else []
-    raw = measure_remote(board, paths[0], args, against=paths[1])
-    return (raw, raw.pop("against")), board.destination
+    raw = measure_remote(board, paths[0], args, against=paths[1], lock=LockSettings(wait_s=request.board_wait_s))
+    return (raw, raw.pop("against")), raw.pop("host")

@@ -15,11 +15,15 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dass_edge.runtimes import runner
+from dass_edge.bench import lock as board_lock
 from dass_edge.bench.board import Board
+from dass_edge.bench.labgrid_place import reachable
+from dass_edge.bench.lock import LockSettings
+from dass_edge.runtimes import runner
 from dass_edge.errors import InputError, MissingDependencyError, RemoteError
 
 log = logging.getLogger(__name__)
@@ -162,21 +166,36 @@ def _cleanup(client, sftp, folder: str, names: Sequence[str], subfolders: Sequen
         log.warning("could not remove %s on the board: %s", folder, _one_line(str(exc)) or type(exc).__name__)
 
 
-def measure_remote(board: Board, model: Path, agent_args: Sequence[str], against: Path | None = None
-                   ) -> dict[str, Any]:
+def measure_remote(board: Board, model: Path, agent_args: Sequence[str], against: Path | None = None,
+                   lock: LockSettings | None = None) -> dict[str, Any]:
     """Copy ``model`` (+ sidecars) and the runner to a fresh folder on ``board``, run it, return its dict.
+
+    The board's lock (bench/lock.py) is held from before the copy until the folder is removed, waiting up to
+    ``lock.wait_s`` for another bench; a board that names a labgrid place is acquired first and reached at the
+    place's address (bench/labgrid_place.py). ``host`` in the dict says where it ran.
 
     With ``against`` (``bench --against`` on a board), that reference model goes to a ``ref/`` sub-folder,
     since two exports usually share a file name (model.onnx), and the agent times both in alternating rounds;
     the reference's dict is then under "against".
     """
+    settings = lock or LockSettings()
+    started = time.monotonic()
+    with reachable(board, settings.wait_s) as reached:
+        left = replace(settings, wait_s=max(0.0, settings.wait_s - (time.monotonic() - started)))
+        return _measure_locked(reached, model, agent_args, against, left)
+
+
+def _measure_locked(board: Board, model: Path, agent_args: Sequence[str], against: Path | None,
+                    lock: LockSettings) -> dict[str, Any]:
     files = [(p, p.name) for p in model_files(model)]
     subfolders = []
     if against is not None:
         files += [(p, f"ref/{p.name}") for p in model_files(against)]
         subfolders.append("ref")
     client = connect(board)
+    lease = None
     try:
+        lease = board_lock.acquire(client, board, lock)
         try:
             sftp = client.open_sftp()
             sftp.get_channel().settimeout(board.connect_timeout_s)
@@ -204,6 +223,10 @@ def measure_remote(board: Board, model: Path, agent_args: Sequence[str], against
                               ) from None
         finally:
             _cleanup(client, sftp, folder, names, subfolders)
-        return parse_agent_output(stdout, stderr, status, board.destination)
+        result = parse_agent_output(stdout, stderr, status, board.destination)
     finally:
+        if lease is not None:
+            lease.release()
         client.close()
+    board_lock.check_kept(lease, board)
+    return {**result, "host": board.destination}

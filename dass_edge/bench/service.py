@@ -17,6 +17,7 @@ from dass_edge.atomic import sha256_file
 from dass_edge.bench import gate
 from dass_edge.bench.alive import checkpoint_alive, file_alive
 from dass_edge.bench.measure import Settings, measure_file, result_from_timing
+from dass_edge.bench.lock import DEFAULT_WAIT_S, LockSettings
 from dass_edge.bench.results import EMULATED, emulated_error
 from dass_edge.errors import DassEdgeError, InputError
 from dass_edge.health import Health
@@ -43,6 +44,7 @@ class BenchRequest:
     bootstrap_baseline: bool = False  # a missing baseline entry is written from this run instead of an error
     allow_dead: bool = False  # measure a network whose output does not depend on its input (else refused)
     against: Path | None = None  # a reference model measured in the same run (bench/paired.py)
+    board_wait_s: float = DEFAULT_WAIT_S  # how long a board another bench holds is waited for (bench/lock.py)
 
 
 @dataclass(frozen=True)
@@ -191,8 +193,7 @@ def _measure(request: BenchRequest, target, model: ResolvedModel) -> dict[str, A
         from dass_edge.bench.remote import measure_remote
         board = board_for(request, target, gated=request.update_baseline or request.baseline is not None)
         args = agent_args(request, target, board) + (["--runtime", runtime] if runtime else [])
-        raw = measure_remote(board, model.path, args)
-        raw["host"] = board.destination
+        raw = measure_remote(board, model.path, args, lock=LockSettings(wait_s=request.board_wait_s))
         if board.emulated:
             raw[EMULATED] = True
     else:

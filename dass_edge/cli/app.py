@@ -64,9 +64,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progr
 
 
 def _register_all() -> None:
-    from dass_edge.cli import bench, boards, demo, export, pareto, predict, targets, train
+    from dass_edge.cli import bench, boards, demo, export, history, pareto, predict, targets, train
 
-    for module in (train, export, bench, boards, predict, pareto, targets, demo):
+    for module in (train, export, bench, boards, history, predict, pareto, targets, demo):
         module.register(app)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from dass_edge.bench import gate
+from dass_edge.bench.lock import DEFAULT_WAIT_S, parse_duration
 from dass_edge.bench.measure import Settings
 from dass_edge.bench.paired import run_paired
 from dass_edge.bench.service import BenchRequest, default_baseline, run_bench
@@ -22,7 +23,8 @@ EXIT_CODES = ("Exit codes: 0 measured, no regression (or a baseline bootstrapped
               "limit); 2 bad input (unknown device, missing file or baseline entry, an output path that cannot "
               "be written); 3 runtime or paramiko not installed; 5 board error (unreachable, key or host key "
               "refused, agent failed or killed); 7 dead model (its output does not depend on its input; "
-              "--allow-dead measures it anyway); 8 the operating system refused a file operation; 1 other errors.")
+              "--allow-dead measures it anyway); 8 the operating system refused a file operation; 12 board busy "
+              "(another bench held it for all of --wait-board); 1 other errors.")
 PAIRED_ROUNDS = 10
 GATE_THREADS = 1  # pinned when gating: a runtime's default thread count follows the machine and its load
 
@@ -124,6 +126,10 @@ def bench(
     junit_xml: Annotated[Path | None, typer.Option("--junit-xml", help="Write a JUnit XML report.")] = None,
     results: Annotated[Path | None, typer.Option("--results", help="Append the result to this JSONL file.")
                        ] = None,
+    history: Annotated[Path | None, typer.Option("--history", help="Append this run to a latency history (SQLite, "
+                                                 "made on first use; dass-edge history plots it).")] = None,
+    commit: Annotated[str | None, typer.Option("--commit", help="The commit measured, for --history (default: "
+                                               "git rev-parse HEAD here).")] = None,
     export_dir: Annotated[Path, typer.Option("--export-dir", help="Where a checkpoint is exported.")
                           ] = Path("exported"),
     board: Annotated[str | None, typer.Option("--board", help="Board name in the inventory (default: the "
@@ -140,6 +146,9 @@ def bench(
     known_hosts: Annotated[Path | None, typer.Option("--known-hosts", rich_help_panel=_BOARD)] = None,
     remote_timeout: Annotated[float | None, typer.Option("--remote-timeout", help="Seconds the agent may run.",
                                                          rich_help_panel=_BOARD)] = None,
+    wait_board: Annotated[str, typer.Option("--wait-board", help="How long to wait for a board another bench holds "
+                                            "(90s, 15m, 1h; 0: not at all), then fail with exit 12.",
+                                            rich_help_panel=_BOARD)] = f"{DEFAULT_WAIT_S / 60:g}m",
     allow_dead: AllowDead = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -165,18 +174,22 @@ def bench(
                         threads or (GATE_THREADS if gated else None))
     if bootstrap_baseline and baseline is None:
         raise InputError("--bootstrap-baseline needs --baseline FILE (the file to create on the first run)")
-    for path, option in ((results, "--results"), (junit_xml, "--junit-xml"),
+    for path, option in ((results, "--results"), (junit_xml, "--junit-xml"), (history, "--history"),
                          (baseline or default_baseline(device) if update_baseline or bootstrap_baseline else None,
                           "--update-baseline" if update_baseline else "--baseline")):
         if path is not None:
             _check_writable(path, option)
+    if history is not None and history.exists():
+        from dass_edge.history.store import check_writable
+        check_writable(history)  # a file that is not a latency history is refused before measuring
     request = BenchRequest(
         model=model, device=device, settings=settings, runtime=runtime, runtime_device=runtime_device,
         export_dir=export_dir,
         board={"board": board, "inventory": inventory, "host": host, "user": user, "port": port, "key": key,
                "python": python, "known_hosts": known_hosts, "run_timeout_s": remote_timeout},
         baseline=baseline, baseline_key=baseline_key, tolerance=tolerance, update_baseline=update_baseline,
-        bootstrap_baseline=bootstrap_baseline, allow_dead=allow_dead, against=against)
+        bootstrap_baseline=bootstrap_baseline, allow_dead=allow_dead, against=against,
+        board_wait_s=parse_duration(wait_board))
     start = time.monotonic()
     try:
         result = run_paired(request) if against is not None else run_bench(request)
@@ -189,6 +202,9 @@ def bench(
     if results is not None:
         from dass_edge.bench.results import append_result
         append_result(results, result)
+    if history is not None:
+        from dass_edge.history.store import append, git_commit
+        append(history, result, commit or git_commit())
     emit(result, as_json, _human)
     decision = result.get("decision")
     if decision == "regression":

@@ -1,7 +1,9 @@
-"""`dass-edge boards`: emulated ARM boards (a Debian userland under qemu-user, reached over SSH like a board)."""
+"""`dass-edge boards`: who holds each board (its bench lock), and emulated ARM boards (a Debian userland under
+qemu-user, reached over SSH like a board)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -9,9 +11,10 @@ import typer
 from dass_edge.bench import emulate
 from dass_edge.bench.emulated_sshd import running_port, stop
 from dass_edge.cli.options import JsonFlag, emit
+from dass_edge.errors import InputError
 
-boards_app = typer.Typer(help="Emulated ARM boards: build once, then bench with --board NAME-emulated.",
-                         no_args_is_help=True)
+boards_app = typer.Typer(help="Boards: who holds them, and emulated ARM boards (build once, then bench with "
+                         "--board NAME-emulated).", no_args_is_help=True)
 
 
 def _summary(name: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +67,64 @@ def remove_board(name: Annotated[str, typer.Argument(help="An emulated board's n
     """Stop and delete the emulated board."""
     removed = emulate.remove(name.removesuffix(emulate.SUFFIX))
     typer.echo(f"{name}: {'removed' if removed else 'was not built'}", err=True)
+
+
+def _who_row(board: Any) -> dict[str, Any]:
+    """Who holds ``board``: its bench lock (asked on the board, not taken) or, for a labgrid place, the place."""
+    from dass_edge.bench import labgrid_place, lock
+    from dass_edge.bench.remote import connect
+
+    row = {"board": board.name, "where": board.destination}
+    if board.place:
+        return {**row, **labgrid_place.place_holder(board.place, board.coordinator)}
+    client = connect(board)
+    try:
+        return {**row, **lock.who(client, board)}
+    finally:
+        client.close()
+
+
+def _who_human(rows: list[dict[str, Any]]) -> None:
+    from dass_edge.bench.lock import describe_holder
+
+    for row in rows:
+        if "error" in row:
+            state = f"unknown: {row['error']}"
+        elif not row["held"]:
+            state = "free"
+        elif isinstance(row["holder"], dict):
+            state = f"held by {describe_holder(row['holder'])}, lease {row['holder'].get('lease_s', '?')} s"
+        else:
+            state = f"held by {row['holder']} (labgrid)"
+        typer.echo(f"{row['board']} ({row['where']}): {state}")
+
+
+@boards_app.command("who")
+def who(
+    name: Annotated[str | None, typer.Argument(help="A board (default: every board in the inventory).")] = None,
+    inventory: Annotated[Path | None, typer.Option("--inventory", help="Boards file (default "
+                                                   "~/.config/dass-edge/boards.toml or $DASS_EDGE_INVENTORY).")
+                         ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Who holds each board: the bench that has its lock (host, user, pid, CI job, since) or, for a board in a
+    labgrid place, the place's holder. Asks without taking the lock. With NAME, a board that cannot be asked
+    is an error (exit 5); in the list it is a row that says why."""
+    from dass_edge.bench.inventory import load_inventory, resolve_board
+    from dass_edge.errors import DassEdgeError
+
+    if name is not None:
+        rows = [_who_row(resolve_board(name, inventory))]
+    else:
+        if inventory is not None and not inventory.is_file():
+            raise InputError(f"inventory {inventory} does not exist")
+        rows = []
+        for board in load_inventory(inventory).values():
+            try:
+                rows.append(_who_row(board))
+            except DassEdgeError as exc:
+                rows.append({"board": board.name, "where": board.destination, "error": str(exc)})
+    emit(rows, as_json, _who_human)
 
 
 def register(app: typer.Typer) -> None:

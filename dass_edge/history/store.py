@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -130,6 +131,15 @@ def _check_schema(db: sqlite3.Connection, path: Path, create: bool) -> None:
     present = {r[1] for r in db.execute(f"PRAGMA table_info({TABLE})")}
     if not set(COLUMNS) <= present:
         raise InputError(f"history {path} lacks column(s) {', '.join(sorted(set(COLUMNS) - present))}")
+
+
+def git_commit(folder: Path = Path(".")) -> str | None:
+    """The commit checked out in ``folder`` (``git rev-parse HEAD``); None outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def check_writable(path: Path) -> None:
