@@ -204,15 +204,19 @@ def test_concat_views(tmp_path):
 
 
 def test_measured_forms(tmp_path):
-    """``measure`` times every form of every conv in a tuning build and keeps the fastest of each."""
+    """``measure`` times every form of every conv in a tuning build; the forms it keeps are the fastest of
+    each layer, the rule's or one form throughout, whichever whole inferences confirmed."""
     torch.manual_seed(0)
     model = build_model(ModelSpec("darts-v2", cells=2, channels=8)).eval()
     connected_masks(model, 0.9, (1, 3, 12, 12))
     graph = optimise(lower(compact_model(model, (1, 3, 12, 12)).model, (1, 3, 12, 12)))
     timings = forms.assign(graph, forms.MEASURE)
     assert set(timings) == {i for i, n in enumerate(graph.nodes) if isinstance(n, Conv)}
-    for index, per_form in timings.items():
-        assert set(per_form) == set(FORMS) and graph.nodes[index].form == min(per_form, key=per_form.get)
+    assert all(set(per_form) == set(FORMS) and min(per_form.values()) > 0 for per_form in timings.values())
+    kept = {i: graph.nodes[i].form for i in timings}
+    candidates = [{i: min(t, key=t.get) for i, t in timings.items()}, {i: forms.rule(graph.nodes[i]) for i in timings},
+                  *({i: form for i in timings} for form in FORMS)]
+    assert kept in candidates
     chosen = {id(n): n.form for n in graph.convs()}
     run = compile_graph(graph, tmp_path, lambda i: chosen[id(graph.convs()[i])])
     x = torch.randn(2, 3, 12, 12)

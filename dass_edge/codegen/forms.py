@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -67,52 +66,75 @@ def assign(graph: Graph, how: str, toolchain: Toolchain | None = None) -> dict[i
         node.form = rule(node)
     if how == RULE or not convs:
         return {}
-    timings = measure(graph, lay_out(graph, workspaces(graph, every_form=True)), toolchain or Toolchain())
+    chosen, timings = measure(graph, lay_out(graph, workspaces(graph, every_form=True)), toolchain or Toolchain())
     for index, node in convs.items():
-        node.form = min(timings[index], key=timings[index].get)
+        node.form = chosen[index]
     return timings
 
 
-def measure(graph: Graph, layout: Layout, toolchain: Toolchain) -> dict[int, dict[str, float]]:
-    """Median ns of every conv layer in every form, each timed where it runs: whole inferences in one form
-    per round (rounds interleaved), the clock read around every layer. A layer timed alone in a loop
-    looks faster than it is in a network (its branches learned, its data hot) and misleads the choice.
-    ``layout`` must give each conv the workspace of its most demanding form."""
+Assignment = dict[int, str]  # conv node index -> form
+
+
+def measure(graph: Graph, layout: Layout, toolchain: Toolchain) -> tuple[Assignment, dict[int, dict[str, float]]]:
+    """(the forms to use, median ns of every conv in every form), timed on this machine where each layer
+    runs: whole inferences with every conv in one form, rounds interleaved across forms, the clock read
+    around every layer (a layer timed alone in a loop looks faster than it is in a network: its branches
+    learned, its data hot). The fastest form per layer makes one candidate; it is kept only if whole
+    inferences confirm it against each single form and the rule, in a second interleaved run (layers
+    affect each other through the caches). ``layout`` must give each conv its most demanding workspace."""
     if not toolchain.native:
         toolchain = Toolchain()  # the host's compiler stands in for the board's
     source = write(graph, layout, tuning=True)
-    entry = {key: i for i, key in enumerate(source.entries)}
-    layers = sorted({index for index, _ in source.entries})
-    runs = {form: [entry.get((i, form), entry.get((i, ""))) for i in layers] for form in FORMS}
     with tempfile.TemporaryDirectory(prefix="dass-edge-tune-") as tmp:
         folder = Path(tmp)
         (folder / "model.c").write_text(source.source)
         (folder / "model.h").write_text(header(graph, layout))
         built = build(folder, toolchain, library="tune.so")
-        log.info("tuning library (%d layers, %d entries) built in %.1f s", len(layers), len(entry), built.seconds)
-        samples = _time_runs(ctypes.CDLL(str(built.library)), graph, runs)
-    return {index: {form: statistics.median(samples[form][:, k]) for form in FORMS}
-            for k, index in enumerate(layers) if isinstance(graph.nodes[index], Conv)}
+        log.info("tuning library (%d entries) built in %.1f s", len(source.entries), built.seconds)
+        tuner = _Tuner(ctypes.CDLL(str(built.library)), graph, source.entries)
+        uniform = [{i: form for i in tuner.convs} for form in FORMS]
+        per_layer = tuner.time(uniform)
+        timings = {i: {form: float(np.median(per_layer[f][:, k])) for f, form in enumerate(FORMS)}
+                   for k, i in enumerate(tuner.layers) if i in tuner.convs}
+        fastest = {i: min(t, key=t.get) for i, t in timings.items()}
+        candidates = [fastest, {i: rule(graph.nodes[i]) for i in tuner.convs}, *uniform]
+        totals = [float(np.median(runs.sum(axis=1))) for runs in tuner.time(candidates)]
+    best = int(np.argmin(totals))
+    log.info("measured forms: per-layer fastest %.1f us, rule %.1f us, %s; kept %s", totals[0] / 1e3,
+             totals[1] / 1e3, ", ".join(f"all {f} {t / 1e3:.1f} us" for f, t in zip(FORMS, totals[2:])),
+             ["per-layer fastest", "rule", *(f"all {f}" for f in FORMS)][best])
+    return candidates[best], timings
 
 
-def _time_runs(library: ctypes.CDLL, graph: Graph, runs: dict[str, list[int]]) -> dict[str, np.ndarray]:
-    """Per form, (rounds, layers) mean ns per inference."""
-    library.dass_edge_tune_run.restype = None
-    library.dass_edge_tune_run.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
-    x = np.random.default_rng(0).standard_normal(graph.input.size).astype(np.float32)
-    out = np.empty(graph.output.size, np.float32)
-    library.dass_edge_run(x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p))
-    entries = {form: np.asarray(e, dtype=np.int32) for form, e in runs.items()}
+class _Tuner:
+    """The tuning library: runs whole inferences with a given form per conv, timing every layer."""
 
-    def once(form: str, repeats: int) -> np.ndarray:
-        ns = np.zeros(len(entries[form]), dtype=np.int64)
+    def __init__(self, library: ctypes.CDLL, graph: Graph, entries: tuple[tuple[int, str], ...]):
+        self.library = library
+        self.entry = {key: i for i, key in enumerate(entries)}
+        self.layers = sorted({index for index, _ in entries})
+        self.convs = {i for i in self.layers if isinstance(graph.nodes[i], Conv)}
+        library.dass_edge_tune_run.restype = None
+        library.dass_edge_tune_run.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        x = np.random.default_rng(0).standard_normal(graph.input.size).astype(np.float32)
+        out = np.empty(graph.output.size, np.float32)  # one inference: the arena holds real activations
+        library.dass_edge_run(x.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p))
+
+    def _entries(self, assignment: Assignment) -> np.ndarray:
+        return np.asarray([self.entry[(i, assignment.get(i, ""))] for i in self.layers], dtype=np.int32)
+
+    def _once(self, entries: np.ndarray, repeats: int) -> np.ndarray:
+        ns = np.zeros(len(entries), dtype=np.int64)
         for _ in range(repeats):
-            library.dass_edge_tune_run(entries[form].ctypes.data, len(ns), ns.ctypes.data)
+            self.library.dass_edge_tune_run(entries.ctypes.data, len(ns), ns.ctypes.data)
         return ns / repeats
 
-    repeats = {form: max(1, int(TARGET_NS // max(1.0, once(form, 3).sum()))) for form in FORMS}
-    samples: dict[str, list[np.ndarray]] = {form: [] for form in FORMS}
-    for _ in range(ROUNDS):
-        for form in FORMS:
-            samples[form].append(once(form, repeats[form]))
-    return {form: np.stack(values) for form, values in samples.items()}
+    def time(self, assignments: list[Assignment]) -> list[np.ndarray]:
+        """Per assignment, (rounds, layers) mean ns per inference; rounds interleaved."""
+        entries = [self._entries(a) for a in assignments]
+        repeats = [max(1, int(TARGET_NS // max(1.0, self._once(e, 3).sum()))) for e in entries]
+        samples: list[list[np.ndarray]] = [[] for _ in assignments]
+        for _ in range(ROUNDS):
+            for k, e in enumerate(entries):
+                samples[k].append(self._once(e, repeats[k]))
+        return [np.stack(values) for values in samples]

@@ -23,7 +23,7 @@ import numpy as np
 
 from dass_edge.codegen.emit import Context, LayerCode
 from dass_edge.codegen.emit.c import clamp, float_table, int_table, signature
-from dass_edge.codegen.emit.staging import Staging, blocks, stage
+from dass_edge.codegen.emit.staging import Epilogue, Staging, blocks, stage, window_loop
 from dass_edge.codegen.emit.window import Window
 from dass_edge.codegen.ir import Conv
 
@@ -87,10 +87,10 @@ class _Layer:
         return f"{self.name}_b[{channel}]" if self.has_bias else "0.0f"
 
     def residual(self, index: str) -> str:
-        """`` + residual element`` at output element ``index`` (in place: the output's own element)."""
+        """The residual's element at output element ``index`` (in place: the output's own element)."""
         if self.node.residual is None:
             return ""
-        return f" + {'y' if self.in_place else 'r'}[{index}]"
+        return f"{'y' if self.in_place else 'r'}[{index}]"
 
     def tables(self) -> str:
         return float_table(f"{self.name}_b", self.node.bias) if self.has_bias else ""
@@ -117,9 +117,11 @@ def emit(node: Conv, ctx: Context) -> LayerCode:
 
 
 def _blocks(layer: _Layer, staged: Staging, setup: str, accumulate: str) -> str:
-    """Per output channel and block of output rows: init from the bias, ``accumulate``, store."""
-    store = clamp(f"ACC{layer.residual('INDEX')}", layer.node.out_clamp)
-    return blocks(staged, layer.node.weight.shape[0], setup, layer.bias("o"), accumulate, store)
+    """Per output channel and block of output rows: init from the bias and residual, ``accumulate``, clamp,
+    store."""
+    finish = "" if layer.node.out_clamp is None else clamp("ACC", layer.node.out_clamp)
+    epilogue = Epilogue(layer.bias("o"), layer.residual("INDEX"), finish)
+    return blocks(staged, layer.node.weight.shape[0], setup, accumulate, epilogue)
 
 
 def sparse(layer: _Layer) -> LayerCode:
@@ -138,9 +140,8 @@ def sparse(layer: _Layer) -> LayerCode:
     base = "x" if staged.direct else "ws"
     accumulate = (f"            for (int k = {name}_start[o]; k < {name}_start[o + 1]; ++k) {{\n"
                   f"                const float v = {name}_v[k];\n"
-                  f"                const float *s = {base} + {name}_off[k] + oy0 * {staged.cols};\n"
-                  f"                for (int j = 0; j < {staged.block}; ++j) acc[j] += v * {load('s[j]')};\n"
-                  f"            }}\n")
+                  + window_loop(staged, f"{base} + {name}_off[k] + oy0 * {staged.cols}", f"ACC + v * {load('SRC')}")
+                  + "            }\n")
     tables = (layer.tables() + stage_tables + float_table(f"{name}_v", values) + int_table(f"{name}_start", starts)
               + int_table(f"{name}_off", offsets))
     body = staging_code + _blocks(layer, staged, "", accumulate)
@@ -157,8 +158,8 @@ def dense(layer: _Layer) -> LayerCode:
     for ky in range(kh):
         for kx in range(kw):
             offset = 0 if staged.direct else staged.offset(0, ky, kx)
-            taps.append(f"                {{ const float v = wi[{ky * kw + kx}]; const float *s = p + {offset};\n"
-                        f"                  for (int j = 0; j < {staged.block}; ++j) acc[j] += v * {load('s[j]')}; }}\n")
+            taps.append(f"                {{ const float v = wi[{ky * kw + kx}];\n"
+                        + window_loop(staged, f"p + {offset}", f"ACC + v * {load('SRC')}") + "                }\n")
     setup = (f"        const float *slots = {'x' if staged.direct else 'ws'} + (o / {out // node.groups}) * {group_in * per_slot};\n"
              f"        const float *wo = {name}_w + o * {group_in * kh * kw};\n")
     accumulate = (f"            for (int i = 0; i < {group_in}; ++i) {{\n"
@@ -188,11 +189,13 @@ def rows(layer: _Layer) -> LayerCode:
               + int_table(f"{name}_dx", [window.column_shift(kx) * xs for _, kx in taps])
               + int_table(f"{name}_lo", [c[0] for c in columns]) + int_table(f"{name}_hi", [c[1] for c in columns]))
     index = f"o * {oh * ow} + oy * {ow} + ox"
+    residual = f"acc[ox] += {layer.residual(index)};" if node.residual is not None else ""
+    finish = f"acc[ox] = {clamp('acc[ox]', node.out_clamp)};" if node.out_clamp is not None else ""
     body = f"""\
     for (int o = 0; o < {node.weight.shape[0]}; ++o) {{
         for (int oy = 0; oy < {oh}; ++oy) {{
             float acc[{ow}];
-            for (int ox = 0; ox < {ow}; ++ox) acc[ox] = {layer.bias("o")};
+            for (int ox = 0; ox < {ow}; ++ox) {{ acc[ox] = {layer.bias("o")}; {residual} }}
             for (int k = {name}_start[o]; k < {name}_start[o + 1]; ++k) {{
                 const int t = {name}_tap[k];
                 const int iy = oy * {sy} + {name}_dy[t];
@@ -203,7 +206,8 @@ def rows(layer: _Layer) -> LayerCode:
                 for (int ox = {name}_lo[t]; ox < {name}_hi[t]; ++ox)
                     acc[ox] += v * {clamp(f"row[ox * {sx * xs} + shift]", node.in_clamp)};
             }}
-            for (int ox = 0; ox < {ow}; ++ox) y[{index}] = {clamp(f"acc[ox]{layer.residual(index)}", node.out_clamp)};
+            for (int ox = 0; ox < {ow}; ++ox) {{ {finish} }}
+            for (int ox = 0; ox < {ow}; ++ox) y[{index}] = acc[ox];
         }}
     }}
 """

@@ -9,9 +9,11 @@ made gcc branch per element). Global average pooling (AdaptiveAvgPool2d(1)) sums
 
 from __future__ import annotations
 
+import numpy as np
+
 from dass_edge.codegen.emit import Context, LayerCode
 from dass_edge.codegen.emit.c import float_table, signature
-from dass_edge.codegen.emit.staging import Staging, blocks, stage
+from dass_edge.codegen.emit.staging import Epilogue, Staging, blocks, stage, window_loop
 from dass_edge.codegen.ir import Pool
 
 LANES = 8
@@ -42,7 +44,7 @@ def staging(node: Pool, rows_contiguous: bool) -> Staging | None:
         return None
     taps = [(ky, kx) for ky in range(node.kernel[0]) for kx in range(node.kernel[1])]
     return Staging.of(node, rows_contiguous, tuple(range(node.inputs[0].shape[0])), taps,
-                      "-INFINITY" if node.kind == "max" else "0.0f")
+                      "-INFINITY" if node.kind == "max" else "0.0f", exact_rows=False)
 
 
 def workspace_floats(node: Pool, rows_contiguous: bool) -> int:
@@ -58,18 +60,17 @@ def emit(node: Pool, ctx: Context) -> LayerCode:
         return _global(node, ctx)
     name = ctx.name
     tables, staging_code = stage(staged, name, x, None)
-    update = "acc[j] = s[j] > acc[j] ? s[j] : acc[j];" if node.kind == "max" else "acc[j] += s[j];"
-    accumulate = "".join(
-        f"            {{ const float *s = p + {staged.offset(0, ky, kx)} + oy0 * {staged.cols};\n"
-        f"              for (int j = 0; j < {staged.block}; ++j) {update} }}\n"
-        for ky in range(node.kernel[0]) for kx in range(node.kernel[1]))
+    update = "SRC > ACC ? SRC : ACC" if node.kind == "max" else "ACC + SRC"
+    accumulate = "".join(window_loop(staged, f"p + {staged.offset(0, ky, kx)} + oy0 * {staged.cols}", update)
+                         for ky in range(node.kernel[0]) for kx in range(node.kernel[1]))
     if node.kind == "max":
-        init, store = "-INFINITY", "ACC"
+        epilogue = Epilogue("-INFINITY")
     else:
-        tables += float_table(f"{name}_dy", divisors(node, 0)) + float_table(f"{name}_dx", divisors(node, 1))
-        init, store = "0.0f", f"ACC / ({name}_dy[oy] * {name}_dx[ox])"
+        sizes = np.outer(divisors(node, 0), divisors(node, 1))  # products of small integers: exact
+        tables += float_table(f"{name}_div", sizes)
+        epilogue = Epilogue("0.0f", store=f"ACC / {name}_div[POS]")
     setup = f"        const float *p = ws + o * {len(staged.phases) * staged.plane};\n"
-    body = staging_code + blocks(staged, node.output.shape[0], setup, init, accumulate, store)
+    body = staging_code + blocks(staged, node.output.shape[0], setup, accumulate, epilogue)
     function = f"{signature(name, ['x'])[:-1]}, float *restrict ws) {{\n{body}}}\n"
     return LayerCode(tables + function, (ctx.inputs[0].pointer, ctx.output.pointer, ctx.require_workspace()))
 

@@ -1,0 +1,212 @@
+"""Does 99% sparsity pay at run time? The sparse C export against ONNX Runtime, OpenVINO and LiteRT.
+
+For each network: the C export (dass_edge.codegen, loop forms measured on this machine, built for the
+intel-cpu target) and the masked and compact exports of the three runtimes, all on 1 thread, timed in one
+interleaved run (each round times every variant in turn, the order rotating by round; a variant's figure is
+the median of its round medians). Printed per network: dense, compact and non-zero MACs, the medians, the
+speed-up over the fastest runtime variant, achieved non-zero MACs per second against a dense conv of the
+network's busiest conv shape built and timed the same way (the distance to the floor), compile time and
+library size, and the C output's max abs difference from the masked PyTorch model.
+
+Networks: the demo's four 99% checkpoints (runs/demo/models, written by ``dass-edge demo``; trained masks)
+and ``dass-tiny``: the demo's DASS genotype at DASS-Tiny size (16 cells, 30 channels), 3x32x32 inputs, with
+path-preserving synthetic masks (dass_edge.compact.masks.connected_masks, 99% per layer), since training it
+costs hours here. Exports are cached under --work.
+
+    nice -n 10 .venv/bin/python benchmarks/sparse_codegen.py
+    nice -n 10 .venv/bin/python benchmarks/sparse_codegen.py --models dass-custom-99 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from dass_edge import checkpoint as ckpt_io
+from dass_edge import runtimes
+from dass_edge.codegen.ir import Conv
+from dass_edge.export import get_exporter
+from dass_edge.export.pipeline import deployable
+from dass_edge.runtimes import runner
+from dass_edge.search.models import ModelSpec, build_model
+from dass_edge.targets import RUNTIMES_OF_FORMAT, get_target
+
+log = logging.getLogger("sparse_codegen")
+DEMO = Path("runs/demo/models")
+DEMO_MODELS = ("dass-custom-99", "darts-v2-custom-99", "mobilenet-v2-custom-99", "resnet-18-custom-99")
+TINY = "dass-tiny"
+FORMATS = ("onnx", "openvino", "tflite")
+
+
+@dataclass
+class Variant:
+    name: str  # "c", or "<runtime> masked|compact"
+    path: Path
+    runtime: str
+    round_medians_ms: list[float] = field(default_factory=list)
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.round_medians_ms)
+
+
+@dataclass
+class Network:
+    name: str
+    model: nn.Module  # the masked model, the reference
+    shape: tuple[int, ...]
+    info: dict = field(default_factory=dict)
+    variants: list[Variant] = field(default_factory=list)
+
+
+def load_network(name: str) -> Network:
+    if name != TINY:
+        checkpoint = ckpt_io.load(DEMO / f"{name}.pt")
+        return Network(name, checkpoint.build().eval(), tuple(checkpoint.input_shape))
+    from dass_edge.compact.masks import connected_masks
+
+    genotype = ckpt_io.load(DEMO / "dass-custom-99.pt").spec.genotype
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("dass", genotype=genotype, image_size=32).with_variant("tiny")).eval()
+    connected_masks(model, 0.99, (1, 3, 32, 32))
+    return Network(name, model, (1, 3, 32, 32), {"masks": "connected_masks (synthetic, path-preserving)"})
+
+
+def export_all(network: Network, work: Path) -> None:
+    """The runtimes' masked and compact files and the C export, each made once and cached in ``work``."""
+    target = get_target("intel-cpu")
+    for compact in (False, True):
+        kind = "compact" if compact else "masked"
+        deployed, counts = deployable(network.model, network.shape, 1, compact)
+        if compact:
+            network.info.update(dense_macs=counts["macs_before"], compact_macs=counts["macs_after"])
+        for fmt in FORMATS + (("c",) if compact else ()):
+            out = work / network.name / f"{fmt}-{kind}"
+            runtime = RUNTIMES_OF_FORMAT[fmt][0]
+            files = sorted(out.glob("model.so" if fmt == "c" else f"model.{'xml' if fmt == 'openvino' else fmt}"))
+            if not files:
+                out.mkdir(parents=True, exist_ok=True)
+                started = time.perf_counter()
+                spec = replace(target, format=fmt, runtime=runtime, extra_formats=())
+                files = [get_exporter(fmt)(deployed, network.shape, spec, out, out).model_file]
+                log.info("%s: %s %s exported in %.0f s", network.name, fmt, kind, time.perf_counter() - started)
+            name = "c" if fmt == "c" else f"{runtime} {kind}"
+            network.variants.append(Variant(name, files[0], runtime))
+
+
+def time_interleaved(network: Network, rounds: int, runs: int, min_seconds: float) -> None:
+    x = runner.fixed_input(list(network.shape), np.float32)
+    sessions = [runtimes.load(v.path, v.runtime, threads=1) for v in network.variants]
+    for session in sessions:
+        runner.time_rounds(session._run, x, 20, 1, 0.0)  # first inference and warm-up, outside the rounds
+    for r in range(rounds):
+        order = list(range(len(sessions)))
+        order = order[r % len(order):] + order[:r % len(order)]
+        for i in order:
+            timing = runner.time_rounds(sessions[i]._run, x, 2, runs, min_seconds)
+            network.variants[i].round_medians_ms.append(statistics.median(timing["rounds_ns"][0]) / 1e6)
+    c_session = sessions[[v.name for v in network.variants].index("c")]
+    with torch.no_grad():
+        expected = network.model(torch.from_numpy(x)).numpy()
+    network.info["max_abs_diff"] = float(np.abs(c_session.run(x).reshape(expected.shape) - expected).max())
+
+
+def c_details(network: Network) -> None:
+    """Non-zero MACs, compile time and library size of the C export, from its build record."""
+    c = next(v for v in network.variants if v.name == "c")
+    record = json.loads((c.path.parent / "build.json").read_text())
+    network.info.update(nonzero_macs=record["nonzero_macs"], compile_s=record["compile_seconds"],
+                        library_kb=c.path.stat().st_size / 1024, forms=record["layer_forms"])
+
+
+def busiest_conv(network: Network) -> Conv:
+    """The sparse conv (under half its weights non-zero: a dense stem is no sparse layer's shape) with the
+    most non-zero MACs in the network, as the C generator sees it."""
+    from dass_edge.codegen.lower import lower
+    from dass_edge.codegen.passes import optimise
+
+    deployed, _ = deployable(network.model, network.shape, 1, True)
+    convs = optimise(lower(deployed, network.shape)).convs()
+    return max((c for c in convs if c.nonzeros < c.weight.size / 2), key=lambda conv: conv.macs())
+
+
+def dense_floor(network: Network, work: Path, rounds: int, runs: int) -> None:
+    """GMAC/s of a dense conv of the busiest conv's shape, generated, built and timed the same way."""
+    conv = busiest_conv(network)
+    out, (c_in, h, w) = conv.weight.shape[0], conv.inputs[0].shape
+    layer = nn.Sequential(nn.Conv2d(c_in, out, conv.kernel, conv.stride, conv.padding, conv.dilation, conv.groups)).eval()
+    folder = work / network.name / "dense-floor"
+    if not (folder / "model.so").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = replace(get_target("intel-cpu"), format="c", runtime="c", extra_formats=())
+        get_exporter("c")(layer, (1, c_in, h, w), spec, folder, folder)
+    session = runtimes.load(folder / "model.so", "c", threads=1)
+    x = runner.fixed_input([1, c_in, h, w], np.float32)
+    timing = runner.time_rounds(session._run, x, 20, runs, 0.05, rounds)
+    seconds = statistics.median(statistics.median(r) for r in timing["rounds_ns"]) / 1e9
+    macs = layer[0].weight.numel() * conv.output.shape[1] * conv.output.shape[2]
+    network.info.update(floor_shape=f"{c_in}->{out} k{conv.kernel[0]} s{conv.stride[0]} g{conv.groups} {h}x{w}",
+                        floor_gmacs=macs / seconds / 1e9)
+
+
+def table(networks: list[Network]) -> str:
+    head = (f"{'network':24} {'MMACs dense/compact/nz':>24} " + " ".join(f"{v.name:>20}" for v in networks[0].variants)
+            + f" {'best runtime':>12} {'speed-up':>8} {'nz GMAC/s':>9} {'dense GMAC/s':>12} {'compile s':>9}"
+            f" {'lib KB':>7} {'max|diff|':>9}")
+    lines = [head, "(ms: medians of round medians)"]
+    for n in networks:
+        others = [v for v in n.variants if v.name != "c"]
+        best = min(others, key=lambda v: v.median_ms)
+        c = next(v for v in n.variants if v.name == "c")
+        macs = f"{n.info['dense_macs'] / 1e6:.2f}/{n.info['compact_macs'] / 1e6:.2f}/{n.info['nonzero_macs'] / 1e6:.3f}"
+        lines.append(f"{n.name:24} {macs:>24} " + " ".join(f"{v.median_ms:20.4f}" for v in n.variants)
+                     + f" {best.name:>12} {best.median_ms / c.median_ms:7.1f}x"
+                     f" {n.info['nonzero_macs'] / c.median_ms / 1e6:9.2f} {n.info['floor_gmacs']:12.2f}"
+                     f" {n.info['compile_s']:9.1f} {n.info['library_kb']:7.0f} {n.info['max_abs_diff']:9.1e}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=[*DEMO_MODELS, TINY], choices=[*DEMO_MODELS, TINY])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--min-seconds", type=float, default=0.05, help="per variant and round")
+    parser.add_argument("--work", type=Path, default=Path("runs/sparse_codegen"), help="exports are cached here")
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)),
+                        help="the core everything runs on (the run is pinned: less noise between variants)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    os.sched_setaffinity(0, {args.cpu})
+    torch.set_num_threads(1)
+    networks = []
+    for name in args.models:
+        network = load_network(name)
+        export_all(network, args.work)
+        c_details(network)
+        time_interleaved(network, args.rounds, args.runs, args.min_seconds)
+        dense_floor(network, args.work, args.rounds, args.runs)
+        networks.append(network)
+        log.info("%s: %s", name, {v.name: round(v.median_ms, 4) for v in network.variants})
+    print(table(networks), flush=True)
+    for n in networks:
+        print(f"{n.name}: C loop forms {n.info['forms']}; dense floor conv {n.info['floor_shape']}"
+              + (f"; masks {n.info['masks']}" if "masks" in n.info else ""))
+    if args.json:
+        args.json.write_text(json.dumps([{"name": n.name, "info": n.info, "variants": {
+            v.name: v.round_medians_ms for v in n.variants}} for n in networks], indent=1))
+
+
+if __name__ == "__main__":
+    main()
