@@ -2,8 +2,8 @@
 
 Padding is staged as -inf for a max (a padded position never wins) and as 0 for an average, which divides
 by PyTorch's window size: clipped to the padded input (count_include_pad) or to the input itself; ceil_mode
-shows up only as the output size. Every kernel tap is one flat loop of maxima or sums over a block of
-output rows. One difference: a NaN input does not always win a max here (PyTorch tests for it; the test
+shows up only as the output size. A stride-1 pool is computed separably (rows, then columns); otherwise
+every kernel tap is one flat loop of maxima or sums over a block of output rows. One difference: a NaN input does not always win a max here (PyTorch tests for it; the test
 made gcc branch per element). Global average pooling (AdaptiveAvgPool2d(1)) sums each plane in 8 lanes.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from dass_edge.codegen.emit import Context, LayerCode
-from dass_edge.codegen.emit.c import float_table, signature
+from dass_edge.codegen.emit.c import VECTOR_LOOP, float_table, signature
 from dass_edge.codegen.emit.staging import Epilogue, Staging, blocks, stage, window_loop
 from dass_edge.codegen.ir import Pool
 
@@ -60,19 +60,57 @@ def emit(node: Pool, ctx: Context) -> LayerCode:
         return _global(node, ctx)
     name = ctx.name
     tables, staging_code = stage(staged, name, x, None)
+    if node.kind == "avg":
+        sizes = np.outer(divisors(node, 0), divisors(node, 1))  # products of small integers: exact
+        tables += float_table(f"{name}_div", sizes)
+    if node.stride == (1, 1) and node.dilation == (1, 1):
+        body = staging_code + _separable(node, staged, name)
+    else:
+        body = staging_code + _windows(node, staged, name)
+    function = f"{signature(name, ['x'])[:-1]}, float *restrict ws) {{\n{body}}}\n"
+    return LayerCode(tables + function, (ctx.inputs[0].pointer, ctx.output.pointer, ctx.require_workspace()))
+
+
+def _combine(node: Pool, values: list[str]) -> str:
+    """The max or the sum of ``values`` (a max as the helper: nested conditionals would repeat operands)."""
+    result = values[0]
+    for value in values[1:]:
+        result = f"dass_edge_max({result}, {value})" if node.kind == "max" else f"{result} + {value}"
+    return result
+
+
+def _separable(node: Pool, staged: Staging, name: str) -> str:
+    """Stride 1: a pool is separable; per channel, kernel columns reduced along each staged row first
+    (unaligned loads from the workspace), then kernel rows along the output (aligned loads): 4 operations
+    per output for 3x3 instead of 8."""
+    (oh, ow), (kh, kw), cols = staged.out_hw, node.kernel, staged.cols
+    across = _combine(node, [f"s[ox + {kx}]" if kx else "s[ox]" for kx in range(kw)])
+    down = _combine(node, [f"s[{ky * ow} + ox]" if ky else "s[ox]" for ky in range(kh)])
+    store = down if node.kind == "max" else f"({down}) / {name}_div[oy * {ow} + ox]"
+    return f"""\
+    for (int o = 0; o < {node.output.shape[0]}; ++o) {{
+        const float *p = ws + o * {len(staged.phases) * staged.plane};
+        float rows[{staged.rows * ow}];
+        for (int r = 0; r < {staged.rows}; ++r) {{
+            const float *s = p + r * {cols};
+            {VECTOR_LOOP}for (int ox = 0; ox < {ow}; ++ox) rows[r * {ow} + ox] = {across};
+        }}
+        for (int oy = 0; oy < {oh}; ++oy) {{
+            const float *s = rows + oy * {ow};
+            {VECTOR_LOOP}for (int ox = 0; ox < {ow}; ++ox) y[o * {oh * ow} + oy * {ow} + ox] = {store};
+        }}
+    }}
+"""
+
+
+def _windows(node: Pool, staged: Staging, name: str) -> str:
+    """Any stride and dilation: every kernel tap one loop of maxima or sums over a block of output rows."""
     update = "SRC > ACC ? SRC : ACC" if node.kind == "max" else "ACC + SRC"
     accumulate = "".join(window_loop(staged, f"p + {staged.offset(0, ky, kx)} + oy0 * {staged.cols}", update)
                          for ky in range(node.kernel[0]) for kx in range(node.kernel[1]))
-    if node.kind == "max":
-        epilogue = Epilogue("-INFINITY")
-    else:
-        sizes = np.outer(divisors(node, 0), divisors(node, 1))  # products of small integers: exact
-        tables += float_table(f"{name}_div", sizes)
-        epilogue = Epilogue("0.0f", store=f"ACC / {name}_div[POS]")
+    epilogue = Epilogue("-INFINITY") if node.kind == "max" else Epilogue("0.0f", store=f"ACC / {name}_div[POS]")
     setup = f"        const float *p = ws + o * {len(staged.phases) * staged.plane};\n"
-    body = staging_code + blocks(staged, node.output.shape[0], setup, accumulate, epilogue)
-    function = f"{signature(name, ['x'])[:-1]}, float *restrict ws) {{\n{body}}}\n"
-    return LayerCode(tables + function, (ctx.inputs[0].pointer, ctx.output.pointer, ctx.require_workspace()))
+    return blocks(staged, node.output.shape[0], setup, accumulate, epilogue)
 
 
 def _global(node: Pool, ctx: Context) -> LayerCode:
