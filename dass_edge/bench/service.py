@@ -25,7 +25,8 @@ from dass_edge.health import Health
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-MODEL_EXTENSIONS = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".pt": "torch", ".pth": "torch"}
+MODEL_EXTENSIONS = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".pt": "torch", ".pth": "torch",
+                    ".so": "c"}
 
 
 @dataclass(frozen=True)

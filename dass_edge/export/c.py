@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from torch import nn
 
+from dass_edge import runtimes
 from dass_edge.codegen import forms
-from dass_edge.codegen.build import BENCH_MAIN, Build, Toolchain, build, run_program
+from dass_edge.codegen.build import BENCH_MAIN, Build, Toolchain, build, emulator, run_program
 from dass_edge.codegen.generate import Generated, generate, save
 from dass_edge.errors import InputError
 from dass_edge.export import Artifact
@@ -74,3 +76,32 @@ def makefile(toolchain: Toolchain, library: str, program: str) -> str:
             f"{library}: model.c model.h\n\t$(CC) $(CFLAGS) -shared -fPIC model.c -o $@ -lm\n\n"
             f"{program}: model.c model.h {BENCH_MAIN.name}\n"
             f"\t$(CC) $(CFLAGS) -I. model.c {BENCH_MAIN.name} -o $@ -lm\n")
+
+
+@dataclass(frozen=True)
+class ProgramSession:
+    """A board's build of the C export run here: its stand-alone program under qemu-user, all inputs in one
+    call, i.e. the parity check in the board's own instruction set."""
+
+    program: Path
+    toolchain: Toolchain
+    version: str
+    runtime: str = "c"
+    input_layout: str = "NCHW"
+
+    @property
+    def place(self) -> str:
+        return f"{emulator(self.toolchain)[0]} ({self.toolchain.cross.arch})"
+
+    def run_all(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        outputs = run_program(self.program, np.concatenate(inputs), self.toolchain)
+        return [row[None, :] for row in outputs]
+
+
+def session_for(path: Path, target: Target | None):  # -> runtimes.Session | ProgramSession
+    """Where a C export runs for its parity check: the host's library in-process (ctypes, the runtime
+    ``bench`` times), or a board's program under qemu-user."""
+    toolchain = toolchain_of(target) if target is not None else Toolchain()
+    if toolchain.native:
+        return runtimes.load(path, "c", device="CPU")
+    return ProgramSession(path, toolchain, toolchain.version())

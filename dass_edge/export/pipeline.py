@@ -158,7 +158,7 @@ def _export_format(model: nn.Module, reference: nn.Module, shape: tuple[int, ...
                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
     checks = []
     for runtime, version in target.runtimes_for(fmt):
-        session = check_session(artifact.model_file, fmt, artifact.input_layout, runtime, version)
+        session = check_session(artifact.model_file, fmt, artifact.input_layout, runtime, version, target)
         checks.append(check_parity(reference, session, artifact.model_file.name, target.atol, inputs, real,
                                    allow_dead, required=(runtime, version)))
         log.info("%s: %s in %s %s (%s): max abs diff %.3g, %s", target.name, artifact.model_file.name,

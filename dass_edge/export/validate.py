@@ -34,7 +34,7 @@ from dass_edge.export.side_envs import find_python, side_session
 from dass_edge.health import Health, is_alive, output_spread, require_alive
 from dass_edge.runtimes import Session
 from dass_edge.runtimes.process import ProcessSession
-from dass_edge.targets import HOST, RUNTIMES_OF_FORMAT
+from dass_edge.targets import HOST, RUNTIMES_OF_FORMAT, Target
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,14 @@ def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "NHWC" else x
 
 
-def check_session(path: Path, fmt: str, layout: str, runtime: str, version: str) -> Session | ProcessSession:
+def check_session(path: Path, fmt: str, layout: str, runtime: str, version: str,
+                  target: Target | None = None) -> Session | ProcessSession:
     """Where ``path`` is checked: ``runtime`` here when the host has ``version`` of it (or ``version`` is
-    'host'), else a side environment that has it, else the format's host runtime (verdict HOST_ONLY)."""
+    'host'), else a side environment that has it, else the format's host runtime (verdict HOST_ONLY). A C
+    export runs where ``target``'s build runs: its library here, or its ARM program under qemu-user."""
+    if fmt == "c":
+        from dass_edge.export.c import session_for
+        return session_for(path, target)
     here = runtimes.available().get(runtime)
     if here is not None and version in (HOST, here):
         return runtimes.load(path, runtime, device="CPU")
@@ -89,8 +94,9 @@ def check_session(path: Path, fmt: str, layout: str, runtime: str, version: str)
 
 
 def _run_all(session: Session | ProcessSession, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """All inputs at once where the session runs elsewhere (another process, an emulator), else one by one."""
     layout = [to_layout(x, session.input_layout) for x in inputs]
-    return session.run_all(layout) if isinstance(session, ProcessSession) else [session.run(x) for x in layout]
+    return session.run_all(layout) if hasattr(session, "run_all") else [session.run(x) for x in layout]
 
 
 def _verdict(session: Session | ProcessSession, required: tuple[str, str], alive: bool) -> str:
@@ -131,6 +137,6 @@ def check_parity(model: nn.Module, session: Session | ProcessSession, file: str,
                           f"{worst:.3g} (tolerance {atol:g} x output scale) on {len(problems)} of {len(inputs)} inputs: "
                           + "; ".join(problems[:4]))
     verdict = _verdict(session, required, is_alive(spread))
-    ran_in = session.place if isinstance(session, ProcessSession) else "host"
+    ran_in = getattr(session, "place", "host")
     return Parity(file, session.runtime, session.version, worst, top1, len(inputs), spread,
                   " ".join(required), ran_in, verdict, verdict == PASS)

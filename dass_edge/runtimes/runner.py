@@ -362,7 +362,7 @@ def _c_library(path, threads, device, exact):
     shape = list((ctypes.c_int * 4).in_dll(library, "dass_edge_input_shape"))
     out_shape = tuple((ctypes.c_int * 2).in_dll(library, "dass_edge_output_shape"))
     text = ctypes.c_char.in_dll(library, "dass_edge_version")  # a char array: its address is the string
-    version = ctypes.cast(ctypes.addressof(text), ctypes.c_char_p).value.decode()
+    version = ctypes.cast(ctypes.addressof(text), ctypes.c_char_p).value.decode().split(";")[0]  # no model hash
 
     def run(x):
         out = np.empty(out_shape, np.float32)
