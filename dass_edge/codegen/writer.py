@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dass_edge.codegen.emit import Context, LayerCode, Operand, emitter
+from dass_edge.codegen.emit import EMITTERS
+from dass_edge.codegen.emit.context import Context, LayerCode, Operand
 from dass_edge.codegen.emit.c import HELPERS
 from dass_edge.codegen.emit.conv import FORMS
 from dass_edge.codegen.ir import VIEWS, AddConst, Conv, Graph, Node
@@ -64,7 +65,7 @@ def _layer(node: Node, index: int, name: str, layout: Layout) -> LayerCode:
     scratch = layout.workspaces.get(index)
     ctx = Context(name, tuple(_operand(t, layout) for t in node.inputs), _operand(node.output, layout),
                   f"{ARENA_NAME} + {scratch[0]}" if scratch else None)
-    return emitter(node)(node, ctx)
+    return EMITTERS[type(node)](node, ctx)
 
 
 def header(graph: Graph, layout: Layout) -> str:

@@ -88,8 +88,11 @@ def at(place: Place, c: str, y: str, x: str) -> str:
     return " + ".join(terms) or "0"
 
 
-def signature(name: str, inputs: Sequence[str], output: str = "y", restrict: bool = True) -> str:
-    """``static void name(const float *x, ..., float *y)``; ``restrict`` only where no input aliases y."""
+def signature(name: str, inputs: Sequence[str], restrict: bool = True, workspace: bool = False) -> str:
+    """``static void name(const float *x, ..., float *y[, float *ws])``; ``restrict`` only where no input
+    aliases the output ``y``; ``ws`` is the layer's scratch in the arena."""
     qualifier = "restrict " if restrict else ""
-    params = [f"const float *{qualifier}{p}" for p in inputs] + [f"float *{qualifier}{output}"]
+    params = [f"const float *{qualifier}{p}" for p in inputs] + [f"float *{qualifier}y"]
+    if workspace:
+        params.append(f"float *{qualifier}ws")
     return f"static void {name}({', '.join(params)})"

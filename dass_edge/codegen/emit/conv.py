@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dass_edge.codegen.emit import Context, LayerCode
+from dass_edge.codegen.emit.context import Context, LayerCode
 from dass_edge.codegen.emit.c import clamp, float_table, int_table, signature
 from dass_edge.codegen.emit.staging import Epilogue, Staging, blocks, stage, window_loop
 from dass_edge.codegen.emit.window import Window
@@ -97,10 +97,7 @@ class _Layer:
 
     def function(self, body: str, workspace: bool) -> str:
         inputs = ["x"] if self.node.residual is None or self.in_place else ["x", "r"]
-        params = signature(self.name, inputs)
-        if workspace:
-            params = params[:-1] + ", float *restrict ws)"
-        return f"{params} {{\n{body}}}\n"
+        return f"{signature(self.name, inputs, workspace=workspace)} {{\n{body}}}\n"
 
     def code(self, source: str, workspace: bool) -> LayerCode:
         pointers = [self.ctx.inputs[0].pointer]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dass_edge.codegen.emit import Context, LayerCode
+from dass_edge.codegen.emit.context import Context, LayerCode
 from dass_edge.codegen.emit.c import at, clamp, float_table, signature
 from dass_edge.codegen.ir import Add, AddConst, Clamp, Copy, Node
 from dass_edge.codegen.storage import Place

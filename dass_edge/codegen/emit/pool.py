@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dass_edge.codegen.emit import Context, LayerCode
+from dass_edge.codegen.emit.context import Context, LayerCode
 from dass_edge.codegen.emit.c import VECTOR_LOOP, float_table, signature
 from dass_edge.codegen.emit.staging import Epilogue, Staging, blocks, stage, window_loop
 from dass_edge.codegen.ir import Pool
@@ -67,7 +67,7 @@ def emit(node: Pool, ctx: Context) -> LayerCode:
         body = staging_code + _separable(node, staged, name)
     else:
         body = staging_code + _windows(node, staged, name)
-    function = f"{signature(name, ['x'])[:-1]}, float *restrict ws) {{\n{body}}}\n"
+    function = f"{signature(name, ['x'], workspace=True)} {{\n{body}}}\n"
     return LayerCode(tables + function, (ctx.inputs[0].pointer, ctx.output.pointer, ctx.require_workspace()))
 
 
