@@ -36,11 +36,16 @@ def nonzero_entries(node: Conv) -> np.ndarray:
     return np.stack([o, absolute, ky, kx], axis=1).reshape(-1, 4)
 
 
+def nonzero_values(node: Conv, entries: np.ndarray) -> np.ndarray:
+    """The weights at ``entries`` (nonzero_entries' rows), in that order."""
+    return node.weight[entries[:, 0], entries[:, 1] % node.weight.shape[1], entries[:, 2], entries[:, 3]]
+
+
 def staging(node: Conv, form: str, rows_contiguous: bool) -> Staging | None:
     """How ``form`` stages the input of ``node`` (None: it reads the input as it lies)."""
     if form == "rows":
         return None
-    out, group_in, kh, kw = node.weight.shape
+    kh, kw = node.kernel
     if form == "dense":
         channels = tuple(range(node.inputs[0].shape[0]))
         taps = [(ky, kx) for ky in range(kh) for kx in range(kw)]
@@ -130,7 +135,7 @@ def sparse(layer: _Layer) -> LayerCode:
         offsets = [int(c) * layer.strides[0] for c in entries[:, 1]]
     else:
         offsets = [staged.offset(slots[int(c)], int(ky), int(kx)) for _, c, ky, kx in entries]
-    values = node.weight[entries[:, 0], entries[:, 1] % node.weight.shape[1], entries[:, 2], entries[:, 3]]
+    values = nonzero_values(node, entries)
     starts = np.searchsorted(entries[:, 0], np.arange(node.weight.shape[0] + 1))
     stage_tables, staging_code = stage(staged, name, layer.ctx.inputs[0].place, node.in_clamp)
     load = (lambda v: clamp(v, node.in_clamp)) if staged.direct else (lambda v: v)
@@ -178,7 +183,7 @@ def rows(layer: _Layer) -> LayerCode:
     cs, rs, xs = layer.strides
     taps = [(ky, kx) for ky in range(node.kernel[0]) for kx in range(kw)]
     columns = [window.columns(kx) for _, kx in taps]
-    values = node.weight[entries[:, 0], entries[:, 1] % node.weight.shape[1], entries[:, 2], entries[:, 3]]
+    values = nonzero_values(node, entries)
     tables = (layer.tables() + float_table(f"{name}_v", values)
               + int_table(f"{name}_start", np.searchsorted(entries[:, 0], np.arange(node.weight.shape[0] + 1)))
               + int_table(f"{name}_in", entries[:, 1] * cs) + int_table(f"{name}_tap", entries[:, 2] * kw + entries[:, 3])
