@@ -9,18 +9,44 @@ import pytest
 from scipy import stats as sp
 
 from dass_edge.bench.stats import (paired_ratio_interval, percentile, ratio_interval, relative_spread,
-                                   summarize_ns, t_quantile)
+                                   samples_needed, summarize_ns, t_quantile, unstable)
 
 
 def test_summary_of_known_samples():
     s = summarize_ns([1_000_000, 2_000_000, 3_000_000, 4_000_000, 10_000_000])  # 1,2,3,4,10 ms
     assert s.count == 5
-    assert s.median_ms == 3.0
+    assert s.median_ms == 3.0 == s.p50_ms
     assert s.mean_ms == 4.0
     assert s.min_ms == 1.0 and s.max_ms == 10.0
     assert s.std_ms == pytest.approx(math.sqrt(12.5))  # sample variance: (9+4+1+0+36)/4
-    assert s.p90_ms == pytest.approx(7.6)  # between 4 and 10 at 0.6
-    assert s.p99_ms == pytest.approx(9.76)
+    assert s.cv == pytest.approx(math.sqrt(12.5) / 4.0)
+    assert s.p90_ms is None and s.p99_ms is None  # 5 samples: too few for either tail
+    ten = summarize_ns([1_000_000 * v for v in (1, 2, 3, 4, 5, 6, 7, 8, 9, 20)])
+    assert ten.p90_ms == pytest.approx(9 + 11 * 0.1) and ten.p99_ms is None  # 10 samples: p90 yes, p99 no
+
+
+def test_tails_need_enough_samples():
+    """p99 of 20 runs is not measured; of 100 it is (numpy's value); p99.9 only when asked, and needs 1000."""
+    values = list(np.random.default_rng(2).lognormal(0, 0.3, size=1000))
+    ns = [int(v * 1e6) for v in values]
+    few = summarize_ns(ns[:20], (50, 90, 99, 99.9))
+    assert few.p99_ms is None and few.percentiles["p99"] == {"ms": None, "needs": 100, "measured": False}
+    assert few.percentiles["p99.9"]["needs"] == 1000 and few.to_dict()["p99_9_ms"] is None
+    assert few.p90_ms == pytest.approx(np.percentile([n / 1e6 for n in ns[:20]], 90))
+    hundred = summarize_ns(ns[:100])
+    assert hundred.p99_ms == pytest.approx(np.percentile([n / 1e6 for n in ns[:100]], 99))
+    assert "p99.9" not in hundred.percentiles and "p99_9_ms" not in hundred.to_dict()
+    full = summarize_ns(ns, (99.9,))
+    assert full.to_dict()["p99_9_ms"] == pytest.approx(np.percentile([n / 1e6 for n in ns], 99.9))
+    assert [samples_needed(q) for q in (10, 50, 90, 99, 99.9)] == [10, 2, 10, 100, 1000]
+
+
+def test_high_variation_warns():
+    steady = summarize_ns([1_000_000 + i for i in range(50)])
+    jumpy = summarize_ns([1_000_000, 3_000_000] * 25)
+    assert unstable(steady) is None and steady.cv < 0.01
+    assert jumpy.cv == pytest.approx(np.std([1, 3] * 25, ddof=1) / 2)
+    assert "coefficient of variation 51%" in unstable(jumpy)
 
 
 @pytest.mark.parametrize("q", [0, 10, 50, 90, 99, 100])
@@ -31,7 +57,7 @@ def test_percentile_matches_numpy(q):
 
 def test_single_sample_and_bad_input():
     s = summarize_ns([2_500_000])
-    assert (s.count, s.median_ms, s.p99_ms, s.std_ms) == (1, 2.5, 2.5, 0.0)
+    assert (s.count, s.median_ms, s.p99_ms, s.std_ms, s.cv) == (1, 2.5, None, 0.0, 0.0)
     with pytest.raises(ValueError):
         summarize_ns([])
     with pytest.raises(ValueError):

@@ -2,6 +2,12 @@
 
 Kept free of numpy/scipy so the gate's arithmetic is easy to check by hand and identical everywhere.
 Percentiles interpolate linearly between order statistics (numpy's default), so ``p50 == median``.
+
+A tail percentile from too few samples is an interpolation between the largest few, not a measurement: the
+q-th percentile needs at least ``1 / (1 - q)`` samples (``samples_needed``: p90 10, p99 100 as edgelens asks,
+p99.9 1000), so that one sample is expected at or beyond it. Below that it is reported as not measured
+(None), and nothing compares it. The coefficient of variation (std / mean) flags an unstable run, as trtexec
+does for its GPU compute time.
 """
 
 from __future__ import annotations
@@ -13,24 +19,60 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 PAIRED_MIN_ROUNDS = 3  # n - 1 >= 2 degrees of freedom, where t_quantile is accurate
+DEFAULT_PERCENTILES = (50.0, 90.0, 99.0)
+# trtexec warns above 1% for GPU compute time; a Python-timed CPU call of well under a millisecond on a shared
+# machine spreads more than that when all is well (tens of percent beside a busy neighbour), so 10% here.
+CV_WARNING = 0.10
 
 
 @dataclass(frozen=True)
 class Summary:
-    """What the bench reports for one set of latencies, in milliseconds."""
+    """What the bench reports for one set of latencies, in milliseconds. A percentile is None where the
+    samples are too few for it (``samples_needed``); ``percentiles`` says, per percentile, what it needs."""
 
     count: int
     median_ms: float
     mean_ms: float
-    p10_ms: float
-    p90_ms: float
-    p99_ms: float
+    p10_ms: float | None
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
     min_ms: float
     max_ms: float
     std_ms: float
+    cv: float  # coefficient of variation, std / mean
+    percentiles: dict[str, dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for name, tail in self.percentiles.items():  # p99.9 and others asked for get a flat field too
+            out.setdefault(f"{name.replace('.', '_')}_ms", tail["ms"])
+        return out
+
+
+def samples_needed(q: float) -> int:
+    """Samples a q-th percentile needs: one over its tail's share, rounded up (p50 2, p10 and p90 10, p99 100,
+    p99.9 1000), so that at least one sample is expected in the tail it marks."""
+    if not 0 < q < 100:
+        raise ValueError(f"a percentile must be in (0, 100), not {q}")
+    return math.ceil(round(100 / min(q, 100 - q), 9))
+
+
+def tail(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile of ``values``, or None when they are too few to measure it."""
+    return percentile(values, q) if len(values) >= samples_needed(q) else None
+
+
+def percentile_name(q: float) -> str:
+    return f"p{q:g}"
+
+
+def unstable(summary: Summary, limit: float = CV_WARNING) -> str | None:
+    """A warning when the run's coefficient of variation is above ``limit``, else None."""
+    if summary.cv <= limit:
+        return None
+    return (f"latency is unstable: coefficient of variation {summary.cv:.0%} (over {limit:.0%}); set the "
+            "performance governor, stop other load (dass-edge boards doctor) or gate with --against")
 
 
 @dataclass(frozen=True)
@@ -56,21 +98,28 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
-def summarize_ns(samples_ns: Sequence[int]) -> Summary:
-    """Summary of raw ``perf_counter_ns`` samples; the standard deviation is the sample one (n-1)."""
+def summarize_ns(samples_ns: Sequence[int], percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> Summary:
+    """Summary of raw ``perf_counter_ns`` samples; the standard deviation is the sample one (n-1).
+    ``percentiles`` (p50, p90, p99 by default; add 99.9 to ask for it) are reported with what each needs."""
     if not samples_ns:
         raise ValueError("no latency samples to summarize")
     ms = [s / 1e6 for s in samples_ns]
+    mean, std = statistics.fmean(ms), statistics.stdev(ms) if len(ms) > 1 else 0.0
+    tails = {percentile_name(q): {"ms": tail(ms, q), "needs": samples_needed(q), "measured": tail(ms, q) is not None}
+             for q in sorted(set(DEFAULT_PERCENTILES) | set(percentiles))}
     return Summary(
         count=len(ms),
         median_ms=statistics.median(ms),
-        mean_ms=statistics.fmean(ms),
-        p10_ms=percentile(ms, 10),
-        p90_ms=percentile(ms, 90),
-        p99_ms=percentile(ms, 99),
+        mean_ms=mean,
+        p10_ms=tail(ms, 10),
+        p50_ms=tails["p50"]["ms"],
+        p90_ms=tails["p90"]["ms"],
+        p99_ms=tails["p99"]["ms"],
         min_ms=min(ms),
         max_ms=max(ms),
-        std_ms=statistics.stdev(ms) if len(ms) > 1 else 0.0,
+        std_ms=std,
+        cv=std / mean if mean > 0 else 0.0,
+        percentiles=tails,
     )
 
 
