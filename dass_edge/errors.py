@@ -101,3 +101,11 @@ class BoardBusyError(DassEdgeError):
     exit code, since the fix is to wait or retry later, not to repair the board or the command."""
 
     exit_code = 12
+
+
+class EnvironmentMismatchError(DassEdgeError):
+    """A comparison across environments: the baseline was measured on another CPU, kernel, governor, clock,
+    runtime version or thread count (or a board is not ready: ``dass-edge boards doctor``). Its own exit code,
+    since the fix is to re-record the baseline where the gate runs (or to fix the machine), not to retry."""
+
+    exit_code = 13

@@ -18,7 +18,10 @@ logs, stats.ratio_interval: only as good as the machine's quiet then and now). P
 deterministic number each: ``point`` compares them with no interval and says so.
 
 A baseline file (``benchmarks/baselines/<device>.json``) holds one entry per model key, so one device's
-file can gate several models; an entry keeps the round medians it was judged from.
+file can gate several models; an entry keeps the round medians it was judged from, the environment it was
+measured in (a baseline from another one is refused: bench/fingerprint.py), and where recorded its
+per-operator profile and peak memory, so that a regression names the layers that grew (bench/profile.py)
+and memory can be gated with its own tolerance (bench/memory.py).
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dass_edge.bench import fingerprint
+from dass_edge.bench.memory import compare_memory, describe_memory
+from dass_edge.bench.profile import describe_grown, grown_operators
 from dass_edge.bench.stats import RatioInterval, paired_ratio_interval, ratio_interval, relative_spread
 from dass_edge.errors import InputError
 
@@ -44,7 +50,8 @@ DEFAULT_TOLERANCE = 0.10
 CONFIDENCE = 0.95
 # Fields of a measurement kept in a baseline entry (the rest is per-run detail).
 ENTRY_FIELDS = ("model", "device", "runtime", "runtime_version", "runtime_device", "latency_source", "threads",
-                "count", "median_ms", "mean_ms", "p90_ms", "std_ms", "round_medians_ms", "cpu", "settings")
+                "count", "median_ms", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "std_ms", "cv", "round_medians_ms",
+                "cpu", "settings", "fingerprint", "env", "op_profile_ms", "peak_memory_bytes", "model_size_bytes")
 PREDICTED = "predicted"
 
 
@@ -113,18 +120,18 @@ def compare_paired(candidate_rounds: Sequence[float], reference_rounds: Sequence
                     _noise(candidate=candidate_rounds, reference=reference_rounds, pair=pairs))
 
 
-def compare(result: dict[str, Any], entry: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> Verdict:
+def compare(result: dict[str, Any], entry: dict[str, Any], tolerance: float = DEFAULT_TOLERANCE,
+            allow_env_change: bool = False, where: str = "entry") -> Verdict:
     """Judge ``result`` (a bench result dict with ``round_medians_ms``) against a baseline ``entry``.
 
-    Measured rounds need at least two on each side (one round has no spread, so its "interval" would be a
-    point passed off as evidence); two predictions compare as points, stated as such.
+    A measured entry from another environment is refused (EnvironmentMismatchError) unless
+    ``allow_env_change``. Measured rounds need at least two on each side (one round has no spread, so its
+    "interval" would be a point passed off as evidence); two predictions compare as points, stated as such.
     """
     _checked_tolerance(tolerance)
-    for key in ("runtime", "runtime_version", "cpu", "threads"):
-        if key in entry and entry.get(key) != result.get(key):
-            log.warning("baseline %s was %r, now %r: the comparison may not mean much", key, entry.get(key),
-                        result.get(key))
     predicted = [source == PREDICTED for source in (result.get("latency_source"), entry.get("latency_source"))]
+    if not any(predicted):
+        fingerprint.check(entry, result, where, allow_env_change)
     if any(predicted) and not all(predicted):
         raise InputError("cannot gate a prediction against a measurement (or the other way round): make the "
                          "baseline with the same latency source")
@@ -153,7 +160,26 @@ def describe(result: dict[str, Any]) -> str:
         text += f" (95% CI {result['ratio_ci_low']:.3f}-{result['ratio_ci_high']:.3f}x"
         spreads = ", ".join(f"{side.removesuffix('_spread')} {value:.0%}" for side, value in result["noise"].items())
         text += f"; round medians spread {spreads})"
-    return f"{text}, limit {1 + result['tolerance']:.2f}x: {result['decision'].upper()}"
+    text = f"{text}, limit {1 + result['tolerance']:.2f}x: {result['decision'].upper()}"
+    grown = describe_grown(result.get("grown_operators")) if result["decision"] != "pass" else ""
+    text += f"; operators that grew most: {grown}" if grown else ""
+    if result.get("memory_decision") == "regression":
+        text += f"; {describe_memory(result)}"
+    return text
+
+
+def cause(result: dict[str, Any], reference: dict[str, Any], memory_tolerance: float | None) -> dict[str, Any]:
+    """What a verdict adds beside the ratio: the layers that grew most (where both sides hold a per-operator
+    profile) and, with ``memory_tolerance``, the memory verdict."""
+    out: dict[str, Any] = {}
+    grown = grown_operators(result.get("op_profile_ms"), reference.get("op_profile_ms"))
+    if grown is not None:
+        out["grown_operators"] = grown
+    if memory_tolerance is not None:
+        if memory_tolerance < 0:
+            raise InputError(f"--memory-tolerance must be >= 0, not {memory_tolerance}")
+        out.update(compare_memory(result, reference, memory_tolerance))
+    return out
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -204,14 +230,16 @@ def check_before_measuring(baseline: Path | None, update: bool, rounds: int, lat
                          "so a comparison would be two points with no interval; use --rounds 5")
 
 
-def gate_on_baseline(result: dict[str, Any], path: Path, key: str, tolerance: float,
-                     bootstrap: bool = False) -> dict[str, Any]:
+def gate_on_baseline(result: dict[str, Any], path: Path, key: str, tolerance: float, bootstrap: bool = False,
+                     allow_env_change: bool = False, memory_tolerance: float | None = None) -> dict[str, Any]:
     """The fields a baseline comparison adds to ``result``. With ``bootstrap``, a file or entry that does not
     exist yet (a device's first CI run) is written from this result and the decision is ``bootstrapped``:
     nothing compared, said so, rather than failing the first run."""
     entry = find_entry(path, key)
     if entry is not None:
-        return compare(result, entry, tolerance).to_dict()
+        verdict = compare(result, entry, tolerance, allow_env_change, f"{path} [{key}]").to_dict()
+        changes = [{"field": k, "baseline": a, "now": b} for k, a, b in fingerprint.differences(entry, result)]
+        return {**verdict, **cause(result, entry, memory_tolerance), **({"env_changes": changes} if changes else {})}
     if not bootstrap:
         read_baseline(path, key)  # raises the error that says how to create it
     write_baseline(path, key, result)
@@ -249,9 +277,9 @@ def write_baseline(path: Path, key: str, result: dict[str, Any]) -> dict[str, An
     return entry
 
 
-JUNIT_PROPERTIES = ("runtime", "runtime_version", "median_ms", "p90_ms", "count", "method", "decision",
-                    "baseline_median_ms", "reference_median_ms", "ratio", "ratio_ci_low", "ratio_ci_high",
-                    "tolerance")
+JUNIT_PROPERTIES = ("runtime", "runtime_version", "median_ms", "p90_ms", "p99_ms", "cv", "count", "method",
+                    "decision", "baseline_median_ms", "reference_median_ms", "ratio", "ratio_ci_low",
+                    "ratio_ci_high", "tolerance", "peak_memory_bytes", "memory_decision", "memory_ratio")
 
 
 def write_junit(path: Path, result: dict[str, Any], elapsed_s: float, error: str | None = None) -> None:
@@ -265,7 +293,7 @@ def write_junit(path: Path, result: dict[str, Any], elapsed_s: float, error: str
     decision = result.get("decision")
     if error is None and decision == "inconclusive":
         error = describe(result)
-    failed = error is None and decision == "regression"
+    failed = error is None and (decision == "regression" or result.get("memory_decision") == "regression")
     suite = ET.Element("testsuite", name="dass-edge bench", tests="1", failures=str(int(failed)),
                        errors=str(int(error is not None)), skipped=str(int(decision == "bootstrapped")),
                        time=f"{elapsed_s:.3f}")

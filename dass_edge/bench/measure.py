@@ -13,13 +13,17 @@ import logging
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from dass_edge.runtimes import runner
-from dass_edge.bench.stats import summarize_ns
+from dass_edge.bench.fingerprint import fingerprint
+from dass_edge.bench.memory import memory_fields
+from dass_edge.bench.profile import profile_fields
+from dass_edge.bench.stats import DEFAULT_PERCENTILES, summarize_ns, unstable
 from dass_edge.errors import InputError
+from dass_edge.runtimes import runner
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +37,24 @@ class Settings:
     min_seconds: float = 1.0
     rounds: int = 1
     threads: int | None = None
+    profile_runs: int = 0  # > 0: after the timing, that many runs under the runtime's profiler
+    memory: bool = False  # after the timing, peak memory in a fresh process
+    percentiles: tuple[float, ...] = DEFAULT_PERCENTILES
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.runs < 1 or self.min_seconds < 0 or self.rounds < 1:
             raise InputError("need --warmup >= 0, --runs >= 1, --min-seconds >= 0 and --rounds >= 1")
         if self.threads is not None and self.threads < 1:
             raise InputError("--threads must be at least 1")
+        if self.profile_runs < 0 or not all(0 < q < 100 for q in self.percentiles):
+            raise InputError("need --profile-runs >= 0 and percentiles between 0 and 100")
 
     def agent_args(self) -> list[str]:
         """The same settings as the runner's ``time`` command line."""
         args = ["--warmup", str(self.warmup), "--runs", str(self.runs), "--min-seconds", str(self.min_seconds),
                 "--rounds", str(self.rounds)]
+        args += ["--profile", str(self.profile_runs)] if self.profile_runs else []
+        args += ["--memory"] if self.memory else []
         return args + (["--threads", str(self.threads)] if self.threads else [])
 
 
@@ -90,10 +101,19 @@ def _load(path: Path, settings: Settings, runtime: str | None, device: str | Non
     return runtimes.load(path, runtime, threads=settings.threads, device=device)
 
 
+def _diagnose(path: Path, session: Any, settings: Settings, raw: dict[str, Any]) -> dict[str, Any]:
+    """The runner's after-timing checks (throttling, profile, peak memory) on a session loaded here."""
+    x = runner.fixed_input(list(session.input_shape), np.float32)
+    loaded = SimpleNamespace(runtime=session.runtime, run=_timed_call(session))
+    return runner.diagnose(str(path), loaded, x, raw, settings.threads or 0, str(session.device),
+                           settings.profile_runs, settings.memory)
+
+
 def measure_file(path: Path, settings: Settings, runtime: str | None = None, device: str | None = None
                  ) -> dict[str, Any]:
     """Load a model file with its runtime (dass_edge.runtimes) and time it here; the runner's raw dict."""
-    raw = time_session(_load(path, settings, runtime, device), settings)
+    session = _load(path, settings, runtime, device)
+    raw = _diagnose(path, session, settings, time_session(session, settings))
     raw["model"] = path.name
     return raw
 
@@ -103,7 +123,8 @@ def measure_pair(candidate: Path, reference: Path, settings: Settings, runtimes:
     """Load two model files and time them here in alternating rounds (time_paired); two raw dicts."""
     sessions = [_load(path, settings, runtime, device) for path, runtime in zip((candidate, reference), runtimes)]
     raws = time_paired(sessions[0], sessions[1], settings)
-    for raw, path in zip(raws, (candidate, reference)):
+    for raw, path, session in zip(raws, (candidate, reference), sessions):
+        _diagnose(path, session, settings, raw)
         raw["model"] = path.name
     return raws
 
@@ -116,14 +137,21 @@ def result_from_timing(raw: dict[str, Any], *, device: str, latency_source: str,
     same statistics with the input already in device memory and the output left there.
     """
     rounds = raw["rounds_ns"]
-    summary = summarize_ns([ns for round_ns in rounds for ns in round_ns])
+    summary = summarize_ns([ns for round_ns in rounds for ns in round_ns], settings.percentiles)
     env = raw.get("env", {})
     extra: dict[str, Any] = {"timed_region": raw.get("timed_region", "host-to-host")}
     if raw.get("providers"):
         extra["providers"] = raw["providers"]
     if raw.get("device_rounds_ns"):
-        extra["device_compute"] = summarize_ns([ns for r in raw["device_rounds_ns"] for ns in r]).to_dict()
-    return {
+        extra["device_compute"] = summarize_ns([ns for r in raw["device_rounds_ns"] for ns in r],
+                                               settings.percentiles).to_dict()
+    warning = unstable(summary)
+    if warning:
+        log.info("%s: %s", Path(model).name, warning)  # the result (and bench's human output) carries it
+        extra["cv_warning"] = warning
+    extra.update(memory_fields(raw.get("memory")))
+    extra.update(profile_fields(raw.get("profile"), Path(model), summary.median_ms))
+    result = {
         "device": device,
         "model": model,
         "runtime": raw["runtime"],
@@ -139,5 +167,8 @@ def result_from_timing(raw: dict[str, Any], *, device: str, latency_source: str,
         "cpu": env.get("cpu"),
         "env": env,
         "settings": asdict(settings),
+        "throttled_during_run": raw.get("throttled_during_run"),
         **extra,
     }
+    result["fingerprint"] = fingerprint(result)
+    return result

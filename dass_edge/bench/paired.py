@@ -19,10 +19,11 @@ from dass_edge.bench.measure import measure_pair, result_from_timing
 from dass_edge.bench.service import (BenchRequest, admit, agent_args, board_for, model_key, resolve_model,
                                      runtime_for)
 from dass_edge.bench.stats import PAIRED_MIN_ROUNDS
-from dass_edge.errors import InputError
+from dass_edge.errors import EnvironmentMismatchError, InputError
 
-REFERENCE_FIELDS = ("model", "model_key", "runtime", "runtime_version", "median_ms", "min_ms", "p90_ms", "count",
-                    "first_ms", "round_medians_ms", "test_accuracy")
+REFERENCE_FIELDS = ("model", "model_key", "runtime", "runtime_version", "median_ms", "min_ms", "p90_ms", "p99_ms",
+                    "count", "first_ms", "round_medians_ms", "test_accuracy", "op_profile_ms", "peak_memory_bytes",
+                    "model_size_bytes")
 
 
 def _check(request: BenchRequest, target) -> None:  # noqa: ANN001
@@ -69,13 +70,25 @@ def run_paired(request: BenchRequest) -> dict[str, Any]:
     candidate["against"] = {k: reference[k] for k in REFERENCE_FIELDS if k in reference}
     candidate.update(gate.compare_paired(candidate["round_medians_ms"], reference["round_medians_ms"],
                                          reference["median_ms"], request.tolerance).to_dict())
+    candidate.update(gate.cause(candidate, reference, request.memory_tolerance))
     if request.baseline is not None:
-        entry = gate.find_entry(request.baseline, candidate["model_key"])
-        candidate["baseline"] = None if entry is None else {
-            "file": str(request.baseline), "median_ms": entry["median_ms"],
-            "candidate": gate.compare(candidate, entry, request.tolerance).to_dict(),
-            "reference": gate.compare(reference, entry, request.tolerance).to_dict()}
+        candidate["baseline"] = _beside(request, candidate, reference)
     return candidate
+
+
+def _beside(request: BenchRequest, candidate: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored baseline compared with both models, for information (the paired verdict decides): None
+    without an entry; a baseline from another environment is not compared, and says why."""
+    entry = gate.find_entry(request.baseline, candidate["model_key"])
+    if entry is None:
+        return None
+    where = f"{request.baseline} [{candidate['model_key']}]"
+    try:
+        sides = {side: gate.compare(result, entry, request.tolerance, request.allow_env_change, where).to_dict()
+                 for side, result in (("candidate", candidate), ("reference", reference))}
+    except EnvironmentMismatchError as exc:
+        return {"file": str(request.baseline), "median_ms": entry["median_ms"], "refused": str(exc)}
+    return {"file": str(request.baseline), "median_ms": entry["median_ms"], **sides}
 
 
 def _time_both(request: BenchRequest, target, paths: list, runtimes: list  # noqa: ANN001

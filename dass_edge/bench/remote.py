@@ -166,6 +166,32 @@ def _cleanup(client, sftp, folder: str, names: Sequence[str], subfolders: Sequen
         log.warning("could not remove %s on the board: %s", folder, _one_line(str(exc)) or type(exc).__name__)
 
 
+def run_runner(board: Board, args: Sequence[str], timeout_s: float = 120.0) -> dict[str, Any]:
+    """One of the runner's commands that needs no model (``env``, for ``boards doctor``) on ``board``: the runner
+    copied into a fresh folder, run, its JSON line parsed, the folder removed. Read-only, so no board lock."""
+    if board.place and not board.host:
+        raise InputError(f"{board.name} is a labgrid place: give its host (--host) to check it without acquiring it")
+    client = connect(board)
+    try:
+        sftp = client.open_sftp()
+        sftp.get_channel().settimeout(board.connect_timeout_s)
+        folder = f"{board.workdir.rstrip('/')}/dass-edge-{uuid.uuid4().hex[:12]}"
+        sftp.mkdir(folder, 0o700)
+        try:
+            sftp.put(runner.__file__, f"{folder}/{AGENT}")
+            command = "cd {} && exec {} {} {}".format(shlex.quote(folder), shlex.quote(board.python), AGENT,
+                                                     " ".join(shlex.quote(a) for a in args))
+            status, stdout, stderr = _run(client, command, timeout_s, board)
+        finally:
+            _cleanup(client, sftp, folder, [AGENT])
+    except (OSError, EOFError) as exc:
+        raise RemoteError(f"running the runner on {board.destination} failed: "
+                          f"{_one_line(str(exc)) or type(exc).__name__}") from None
+    finally:
+        client.close()
+    return parse_agent_output(stdout, stderr, status, board.destination)
+
+
 def measure_remote(board: Board, model: Path, agent_args: Sequence[str], against: Path | None = None,
                    lock: LockSettings | None = None) -> dict[str, Any]:
     """Copy ``model`` (+ sidecars) and the runner to a fresh folder on ``board``, run it, return its dict.

@@ -46,6 +46,8 @@ class BenchRequest:
     allow_dead: bool = False  # measure a network whose output does not depend on its input (else refused)
     against: Path | None = None  # a reference model measured in the same run (bench/paired.py)
     board_wait_s: float = DEFAULT_WAIT_S  # how long a board another bench holds is waited for (bench/lock.py)
+    memory_tolerance: float | None = None  # gate peak memory too, with this tolerance (bench/memory.py)
+    allow_env_change: bool = False  # compare with a baseline from another environment (bench/fingerprint.py)
 
 
 @dataclass(frozen=True)
@@ -182,9 +184,11 @@ def board_for(request: BenchRequest, target, gated: bool):  # noqa: ANN001, ANN2
 
 def agent_args(request: BenchRequest, target, board) -> list[str]:  # noqa: ANN001
     """The agent's timing settings and runtime device: --runtime-device, else what the board has, else the
-    target's default."""
+    target's default. No memory measurement on an emulated board: it would be qemu's, not the board's (and
+    the runner cannot start a second emulated interpreter from inside qemu-user)."""
     device = request.runtime_device or board.runtime_device or target.runtime_device
-    return request.settings.agent_args() + ["--device", device]
+    args = request.settings.agent_args()
+    return [a for a in args if not (board.emulated and a == "--memory")] + ["--device", device]
 
 
 def _measure(request: BenchRequest, target, model: ResolvedModel) -> dict[str, Any]:  # noqa: ANN001
@@ -249,7 +253,8 @@ def run_bench(request: BenchRequest) -> dict[str, Any]:
         result["baseline_written"] = str(path)
     elif request.baseline is not None:
         result.update(gate.gate_on_baseline(result, request.baseline, key, request.tolerance,
-                                            request.bootstrap_baseline))
+                                            request.bootstrap_baseline, request.allow_env_change,
+                                            request.memory_tolerance))
     return result
 
 

@@ -15,6 +15,9 @@ from dass_edge.bench.lock import DEFAULT_WAIT_S, parse_duration
 from dass_edge.bench.measure import Settings
 from dass_edge.bench.paired import run_paired
 from dass_edge.bench.service import BenchRequest, default_baseline, run_bench
+from dass_edge.bench.memory import describe_memory
+from dass_edge.bench.stats import DEFAULT_PERCENTILES
+from dass_edge.cli import bench_report
 from dass_edge.cli.options import AllowDead, JsonFlag, emit
 from dass_edge.errors import DassEdgeError, InconclusiveError, InputError, RegressionError
 
@@ -24,8 +27,10 @@ EXIT_CODES = ("Exit codes: 0 measured, no regression (or a baseline bootstrapped
               "be written); 3 runtime or paramiko not installed; 5 board error (unreachable, key or host key "
               "refused, agent failed or killed); 7 dead model (its output does not depend on its input; "
               "--allow-dead measures it anyway); 8 the operating system refused a file operation; 12 board busy "
-              "(another bench held it for all of --wait-board); 1 other errors.")
+              "(another bench held it for all of --wait-board); 13 the baseline was measured in another "
+              "environment (--allow-env-change compares anyway); 1 other errors.")
 PAIRED_ROUNDS = 10
+PROFILE_RUNS = 20
 GATE_THREADS = 1  # pinned when gating: a runtime's default thread count follows the machine and its load
 
 _BOARD = "Board (SSH targets)"
@@ -35,9 +40,13 @@ def _human(result: dict[str, Any]) -> None:
     where = result.get("host") or result["latency_source"]
     where += ", EMULATED: qemu's speed, not the board's" if result.get("emulated") else ""
     typer.echo(f"{result['model']} on {result['device']} ({result['runtime']} {result['runtime_version']}, "
-               f"{where}): median {result['median_ms']:.4f} ms, p90 {result['p90_ms']:.4f} ms, "
+               f"{where}): median {result['median_ms']:.4f} ms, "
                f"mean {result['mean_ms']:.4f} ± {result['std_ms']:.4f} ms over {result['count']} runs "
                f"in {result.get('rounds', 1)} round(s); first {result.get('first_ms') or 0:.3f} ms")
+    for line in (bench_report.tails_line(result), result.get("cv_warning"), bench_report.memory_line(result)):
+        if line:
+            typer.echo(line)
+    bench_report.print_profile(result)
     if "against" in result:
         ref = result["against"]
         typer.echo(f"reference {ref['model']}: median {ref['median_ms']:.4f} ms in the same, alternating rounds")
@@ -48,11 +57,19 @@ def _human(result: dict[str, Any]) -> None:
                    f"{compute['median_ms']:.4f} ms, p90 {compute['p90_ms']:.4f} ms")
     if "ratio" in result:
         typer.echo(gate.describe(result))
+        bench_report.print_grown(result)
+    if result.get("memory_decision"):
+        typer.echo(describe_memory(result))
+    if result.get("env_changes"):
+        changes = ", ".join(f"{c['field']} {c['baseline']} -> {c['now']}" for c in result["env_changes"])
+        typer.echo(f"compared across an environment change (--allow-env-change): {changes}")
     if "against" in result and "baseline" in result:
         stored = result["baseline"]
         if stored is None:
             typer.echo("  the baseline file has no entry for this model: nothing stored to show beside it")
-        for side in ("candidate", "reference") if stored else ():
+        if stored and "refused" in stored:
+            typer.echo(f"  the stored baseline is not compared: {stored['refused']}")
+        for side in ("candidate", "reference") if stored and "refused" not in stored else ():
             verdict = stored[side]
             typer.echo(f"  {side} vs the stored baseline {stored['median_ms']:.4f} ms: ratio {verdict['ratio']:.3f} "
                        f"(95% CI {verdict['ratio_ci_low']:.3f}-{verdict['ratio_ci_high']:.3f})")
@@ -149,6 +166,26 @@ def bench(
     wait_board: Annotated[str, typer.Option("--wait-board", help="How long to wait for a board another bench holds "
                                             "(90s, 15m, 1h; 0: not at all), then fail with exit 12.",
                                             rich_help_panel=_BOARD)] = f"{DEFAULT_WAIT_S / 60:g}m",
+    profile: Annotated[bool | None, typer.Option("--profile/--no-profile", help="After the timing, time every "
+                                                 "operator with the runtime's own profiler (ONNX Runtime, OpenVINO, "
+                                                 "torch; TFLite and C have none) and map it to the network's "
+                                                 "layers; default: on when gating, so a regression names what "
+                                                 "grew.")] = None,
+    profile_runs: Annotated[int, typer.Option("--profile-runs", help="Profiled runs; each operator's time is "
+                                              "its median over them.")] = PROFILE_RUNS,
+    memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Peak memory of loading and running the "
+                                         "model, in a fresh process (on the board for SSH targets).")] = True,
+    memory_tolerance: Annotated[float | None, typer.Option("--memory-tolerance", help="Gate peak memory too: a "
+                                                           "regression (exit 10) when it grew by more than this "
+                                                           "fraction (and 1 MiB).")] = None,
+    percentiles: Annotated[str, typer.Option("--percentiles", help="Percentiles to report, e.g. 50,90,99,99.9; "
+                                             "each needs 1/(its tail share) runs (p99: 100, p99.9: 1000) or is "
+                                             "reported as not measured.")] = ",".join(
+                                                 f"{q:g}" for q in DEFAULT_PERCENTILES),
+    allow_env_change: Annotated[bool, typer.Option("--allow-env-change", help="Compare with a baseline measured "
+                                                   "in another environment (CPU, kernel, governor, clocks, "
+                                                   "runtime version, threads); refused otherwise (exit 13).")
+                                ] = False,
     allow_dead: AllowDead = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -171,7 +208,9 @@ def bench(
     gated = baseline is not None or update_baseline or against is not None
     default_rounds = PAIRED_ROUNDS if against is not None else 5 if gated else 1
     settings = Settings(warmup, runs, min_seconds, rounds or default_rounds,
-                        threads or (GATE_THREADS if gated else None))
+                        threads or (GATE_THREADS if gated else None),
+                        profile_runs if (gated if profile is None else profile) else 0, memory,
+                        _percentiles(percentiles))
     if bootstrap_baseline and baseline is None:
         raise InputError("--bootstrap-baseline needs --baseline FILE (the file to create on the first run)")
     for path, option in ((results, "--results"), (junit_xml, "--junit-xml"), (history, "--history"),
@@ -189,7 +228,8 @@ def bench(
                "python": python, "known_hosts": known_hosts, "run_timeout_s": remote_timeout},
         baseline=baseline, baseline_key=baseline_key, tolerance=tolerance, update_baseline=update_baseline,
         bootstrap_baseline=bootstrap_baseline, allow_dead=allow_dead, against=against,
-        board_wait_s=parse_duration(wait_board))
+        board_wait_s=parse_duration(wait_board), memory_tolerance=memory_tolerance,
+        allow_env_change=allow_env_change)
     start = time.monotonic()
     try:
         result = run_paired(request) if against is not None else run_bench(request)
@@ -209,9 +249,21 @@ def bench(
     decision = result.get("decision")
     if decision == "regression":
         raise RegressionError(f"{result['model_key']} on {device}: {gate.describe(result)}")
+    if result.get("memory_decision") == "regression":
+        raise RegressionError(f"{result['model_key']} on {device}: {describe_memory(result)}")
     if decision == "inconclusive":
         raise InconclusiveError(f"{result['model_key']} on {device} is too noisy to decide: {gate.describe(result)}; "
                                 "measure more --rounds, on a quieter machine, or with --against a reference")
+
+
+def _percentiles(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(q) for q in text.split(",") if q.strip())
+    except ValueError:
+        raise InputError(f"--percentiles takes numbers separated by commas, e.g. 50,90,99,99.9, not {text!r}") from None
+    if not values or not all(0 < q < 100 for q in values):
+        raise InputError(f"--percentiles must lie between 0 and 100, not {text!r}")
+    return values
 
 
 def register(app: typer.Typer) -> None:

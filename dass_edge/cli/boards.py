@@ -13,8 +13,9 @@ from dass_edge.bench.emulated_sshd import running_port, stop
 from dass_edge.cli.options import JsonFlag, emit
 from dass_edge.errors import InputError
 
-boards_app = typer.Typer(help="Boards: who holds them, and emulated ARM boards (build once, then bench with "
-                         "--board NAME-emulated).", no_args_is_help=True)
+boards_app = typer.Typer(help="Boards: who holds them, whether they are ready to measure on (doctor), and "
+                         "emulated ARM boards (build once, then bench with --board NAME-emulated).",
+                         no_args_is_help=True)
 
 
 def _summary(name: str, info: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +126,66 @@ def who(
             except DassEdgeError as exc:
                 rows.append({"board": board.name, "where": board.destination, "error": str(exc)})
     emit(rows, as_json, _who_human)
+
+
+def _doctor_report(name: str | None, target: Any, runtime_device: str | None, inventory: Path | None
+                   ) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """(where, the runner's env report, who holds the board) for this machine or a board."""
+    from dass_edge.runtimes import runner
+
+    device = runtime_device or target.runtime_device
+    if name is None and target.latency_source == "local":
+        report = {"env": runner.environment(), "runtime_check": runner.runtime_check(target.runtime, device)}
+        return "this machine", report, None
+    from dass_edge.bench import lock
+    from dass_edge.bench.inventory import resolve_board
+    from dass_edge.bench.remote import connect, run_runner
+
+    board = resolve_board(name or target.name, inventory)
+    report = run_runner(board, ["env", "--runtime", target.runtime, "--device", board.runtime_device or device])
+    client = connect(board)
+    try:
+        holder = lock.who(client, board)
+    finally:
+        client.close()
+    return f"{board.name} ({board.destination})", report, holder
+
+
+@boards_app.command("doctor")
+def doctor(
+    name: Annotated[str | None, typer.Argument(help="A board of the inventory (default: --device's board, or "
+                                               "this machine for a local target such as intel-cpu).")] = None,
+    device: Annotated[str | None, typer.Option("--device", "-d", help="The target whose runtime and device to "
+                                               "check (default: the board's name).")] = None,
+    runtime_device: Annotated[str | None, typer.Option("--runtime-device", help="Device inside the runtime "
+                                                       "(default: the board's, else the target's).")] = None,
+    inventory: Annotated[Path | None, typer.Option("--inventory", help="Boards file (default "
+                                                   "~/.config/dass-edge/boards.toml or $DASS_EDGE_INVENTORY).")
+                         ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings (governor, load, clocks) make it not "
+                                         "ready too.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a board (or this machine: --device intel-cpu) before measuring on it: CPU governor and clocks, other
+    load, thermal throttling, on a Jetson nvpmodel and jetson_clocks, the target's runtime and device (provider,
+    plugin, CUDA), and who holds the board. One line per finding with what to do; exit 13 when not ready."""
+    from dass_edge.bench.doctor import findings, summary
+    from dass_edge.errors import EnvironmentMismatchError
+    from dass_edge.targets import get_target
+
+    if name is None and device is None:
+        raise InputError("name a board (dass-edge boards doctor jetson-tx2) or a target (--device intel-cpu)")
+    target = get_target(device or name)
+    if target.latency_source == "predicted":
+        raise InputError(f"{target.name} is timed by prediction: there is no machine to check")
+    where, report, holder = _doctor_report(name, target, runtime_device, inventory)
+    found = findings(report, holder)
+    result = summary(where, report, found, strict)
+    emit(result, as_json, lambda r: typer.echo("\n".join([f"{where}: {'ready' if r['ready'] else 'NOT READY'}"]
+                                                        + [f"  {f.line()}" for f in found])))
+    if not result["ready"]:
+        failed = [f.what for f in found if f.level == "fail" or (strict and f.level == "warn")]
+        raise EnvironmentMismatchError(f"{where} is not ready to measure on: {'; '.join(failed)}")
 
 
 def register(app: typer.Typer) -> None:
