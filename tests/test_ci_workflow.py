@@ -134,7 +134,10 @@ def test_pull_request_gates_side_by_side(device, tmp_path, request, built):
     summary = (work / "reports" / f"summary-{device}.md").read_text()
     assert f"on {device}: **{result['decision'].upper()}** against the reference build" in summary
     assert f"{result['ratio']:.3f}x (95% CI {result['ratio_ci_low']:.3f}-{result['ratio_ci_high']:.3f}x)" in summary
-    assert "| commit | f00dcafe |" in summary and "operators that grew | not available" in summary
+    assert "| commit | f00dcafe |" in summary
+    # the gate profiled both builds (op_profile_ms for each), so the summary compares their operators
+    assert result["op_profile_ms"] and result["against"]["op_profile_ms"]
+    assert "| operators that grew |" in summary and "operators that grew | not available" not in summary
     assert (work / "reports" / f"trend-{device}" / "index.html").is_file()
 
 

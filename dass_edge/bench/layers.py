@@ -3,7 +3,7 @@
 Why from the model file on the host: a profiler names what the runtime ran, not the PyTorch modules. ONNX Runtime
 names the nodes of its optimised graph (a fused conv keeps its ONNX node's name; one moved to the NCHWc layout
 is named after its output tensor plus ``_nchwc``), OpenVINO names IR layers after the ONNX nodes they came from
-(``node_conv2d_4/WithoutBiases``). The ONNX file says which module each node belongs to: torch's dynamo
+(``node_conv2d_4/WithoutBiases``) or after their output tensor (``logits``). The ONNX file says which module each node belongs to: torch's dynamo
 exporter records the module scopes of every node (``pkg.torch.onnx.name_scopes``), the TorchScript exporter
 writes them into the node name (``/cells.0/ops.1/ops.1.2/Conv``); failing both, a weight's name says it
 (``cells_0_ops_1_2.weight``), also in an IR without its ONNX file (the NCS2's). The host has the file (it sent
@@ -156,8 +156,9 @@ def layer_of(name: str, kind: str, graph: Graph | None) -> str | None:
         stem = name.rsplit("/", 1)[0]  # OpenVINO: node_conv2d/WithoutBiases is node_conv2d's convolution
         if "/" in name and stem in graph.scope:
             return graph.scope[stem]
-        if name.endswith(_ORT_NCHWC) and name[:-len(_ORT_NCHWC)] in graph.producer:
-            node = graph.producer[name[:-len(_ORT_NCHWC)]]
+        tensor = name[:-len(_ORT_NCHWC)] if name.endswith(_ORT_NCHWC) else name  # or named after its output
+        if tensor in graph.producer:
+            node = graph.producer[tensor]
             return graph.scope.get(_walk_back(node, kind, graph) or node)
     return scope_in_name(name)
 
