@@ -53,7 +53,8 @@ def test_baseline_from_another_environment_is_refused(onnx_model, tmp_path):  # 
     assert allowed.exit_code in (0, 11), allowed.output  # compared: the same model, within a 6x limit
     result = json.loads(allowed.stdout)
     assert result["method"] == "baseline"
-    assert result["env_changes"] == [{"field": "runtime_version", "baseline": "1.10.0", "now": entry["runtime_version"]}]
+    changed = {"field": "runtime_version", "baseline": "1.10.0", "now": entry["runtime_version"]}
+    assert result["env_changes"] == [changed]
 
 
 def test_paired_gate_shows_a_foreign_baseline_as_refused(onnx_model, tmp_path):  # noqa: F811

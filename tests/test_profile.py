@@ -140,8 +140,8 @@ def test_human_output_shows_the_profile_and_its_gap(convs):
 
 def test_legacy_openvino_and_tflite_runtime_by_path(tmp_path, convs, tflite_model):  # noqa: F811
     """The runner copied alone into a folder, as on a board: OpenVINO 2021.4's get_perf_counts profiles the NCS2
-    target's IR (no ONNX file beside it: the slow conv is found by its weight's name); tflite-runtime 2.13 (and LiteRT here) say that their Python API has no profiler, and still measure
-    memory."""
+    target's IR (no ONNX file beside it: the slow conv is found by its weight's name); tflite-runtime 2.13 (and
+    LiteRT here) say that their Python API has no profiler, and still measure memory."""
     from dass_edge.export import get_exporter
     from dass_edge.targets import get_target
 

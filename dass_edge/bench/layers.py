@@ -3,8 +3,8 @@
 Why from the model file on the host: a profiler names what the runtime ran, not the PyTorch modules. ONNX Runtime
 names the nodes of its optimised graph (a fused conv keeps its ONNX node's name; one moved to the NCHWc layout
 is named after its output tensor plus ``_nchwc``), OpenVINO names IR layers after the ONNX nodes they came from
-(``node_conv2d_4/WithoutBiases``) or after their output tensor (``logits``). The ONNX file says which module each node belongs to: torch's dynamo
-exporter records the module scopes of every node (``pkg.torch.onnx.name_scopes``), the TorchScript exporter
+(``node_conv2d_4/WithoutBiases``) or after their output tensor (``logits``). The ONNX file says which module
+each node belongs to: torch's dynamo exporter records the module scopes of every node (``pkg.torch.onnx.name_scopes``), the TorchScript exporter
 writes them into the node name (``/cells.0/ops.1/ops.1.2/Conv``); failing both, a weight's name says it
 (``cells_0_ops_1_2.weight``), also in an IR without its ONNX file (the NCS2's). The host has the file (it sent
 the copy a board measured), so boards need nothing for this. Names that map to nothing (layout reorders, a
