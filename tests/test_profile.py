@@ -91,6 +91,20 @@ def test_against_names_the_slower_conv_first_here(convs, tmp_path):
     assert max(result["op_profile_ms"], key=result["op_profile_ms"].get) == SLOW_CONV
 
 
+def test_a_stored_baseline_with_a_profile_names_the_conv_too(convs, tmp_path):
+    """A baseline written by a gated run keeps its per-layer profile; gating against it names what grew."""
+    baseline = tmp_path / "intel-cpu.json"
+    made = _bench([str(convs["reference"]), "--device", "intel-cpu", *QUICK, "--update-baseline", "--baseline",
+                   str(baseline)])
+    assert made.exit_code == 0, made.output
+    assert json.loads(baseline.read_text())["entries"]["model"]["op_profile_ms"][SLOW_CONV] > 0
+    got = _bench([str(convs["candidate"]), "--device", "intel-cpu", *QUICK, "--baseline", str(baseline), "--json"])
+    assert got.exit_code in (10, 11), got.output  # a stored baseline may leave it undecided on a busy machine
+    result = json.loads(got.stdout)
+    assert result["method"] == "baseline" and result["grown_operators"][0]["op"] == SLOW_CONV
+    assert SLOW_CONV in got.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.skipif(not SSHD.exists(), reason="openssh-server is not installed")
 def test_against_on_the_board_names_the_slower_conv_first(sshd, tmp_path, convs):  # noqa: F811
     """The same gate on the SSH test board: the runner profiles both models and measures their memory there."""
