@@ -38,7 +38,7 @@ from dass_edge import checkpoint as ckpt_io
 from dass_edge import runtimes
 from dass_edge.codegen.ir import Conv
 from dass_edge.export import get_exporter
-from dass_edge.export.pipeline import deployable
+from dass_edge.export.choice import deployable
 from dass_edge.runtimes import runner
 from dass_edge.search.models import ModelSpec, build_model
 from dass_edge.targets import RUNTIMES_OF_FORMAT, get_target

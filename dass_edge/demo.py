@@ -22,7 +22,7 @@ from dass_edge.workflows import DataChoice, run_search, run_train
 
 log = logging.getLogger(__name__)
 
-MODEL_SUFFIXES = (".onnx", ".xml", ".tflite", ".pt")  # .bin files are the IR's weights, not models
+MODEL_SUFFIXES = (".onnx", ".xml", ".tflite", ".pt", ".so")  # .bin files are the IR's weights, not models
 
 
 @dataclass(frozen=True)

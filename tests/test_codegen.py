@@ -4,7 +4,6 @@ independent checker, outputs compared at fp32 tolerance on several random inputs
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from dass_edge import runtimes
 from dass_edge.codegen import forms
 from dass_edge.codegen.build import Toolchain, build
 from dass_edge.codegen.emit.conv import FORMS
@@ -32,22 +32,9 @@ INPUTS = 3
 
 
 def load_library(path: Path):
-    """A tiny ctypes runner: (N, C, H, W) float32 inputs -> (N, outputs)."""
-    library = ctypes.CDLL(str(path))
-    library.dass_edge_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-    library.dass_edge_run.restype = ctypes.c_int
-    outputs = tuple((ctypes.c_int * 2).in_dll(library, "dass_edge_output_shape"))
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        results = []
-        for x in batch:
-            x = np.ascontiguousarray(x[None], dtype=np.float32)
-            out = np.empty(outputs, np.float32)
-            assert library.dass_edge_run(x.ctypes.data, out.ctypes.data) == 0
-            results.append(out[0])
-        return np.stack(results)
-
-    return run
+    """The library in the toolkit's runtime for it: (N, C, H, W) float32 inputs -> (N, outputs)."""
+    session = runtimes.load(path, "c")
+    return lambda batch: np.stack([session.run(x[None])[0] for x in batch])
 
 
 def compile_graph(graph, folder: Path, form_of=None):
@@ -130,7 +117,8 @@ def test_compacted_constant_adds(tmp_path):
 
 
 class Geometry(nn.Module):
-    """Conv variants side by side: stride, padding, dilation, groups, a rectangular kernel and input."""
+    """Conv variants side by side: stride, padding, dilation, groups, a rectangular kernel and input, and a
+    conv whose every weight is pruned (its output is its bias: nothing to stage)."""
 
     def __init__(self):
         super().__init__()
@@ -138,10 +126,13 @@ class Geometry(nn.Module):
             nn.Conv2d(6, 4, 3, stride=2, padding=1), nn.Conv2d(6, 4, 5, padding=4, dilation=2),
             nn.Conv2d(6, 6, 3, padding=1, groups=2), nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False),
             nn.Conv2d(6, 4, 1, stride=2), nn.Conv2d(6, 4, 3), nn.Conv2d(6, 4, (3, 1), padding=(1, 0)),
-            nn.Conv2d(6, 4, 3, padding=3, dilation=3), nn.Conv2d(6, 4, 3, stride=(2, 1), padding=2)])
+            nn.Conv2d(6, 4, 3, padding=3, dilation=3), nn.Conv2d(6, 4, 3, stride=(2, 1), padding=2),
+            nn.Conv2d(6, 4, 3, padding=1)])
         for conv in self.convs:
             with torch.no_grad():
                 conv.weight.mul_((torch.rand_like(conv.weight) > 0.4).float())
+        with torch.no_grad():
+            self.convs[-1].weight.zero_()
 
     def forward(self, x):
         return torch.cat([torch.relu(conv(x)).flatten(1) for conv in self.convs], 1)

@@ -115,16 +115,19 @@ def build(folder: Path, toolchain: Toolchain, *, library: str | None = None, pro
     main, into ``folder/program``. ``strict`` turns warnings into errors (the tests); ``defines`` are
     extra ``-D`` macros (e.g. DASS_EDGE_NAN_ARENA)."""
     started = time.perf_counter()
-    source = folder / "model.c"
     macros = [f"-D{d}" for d in defines]
-    if library:
-        _compile(toolchain, [*macros, "-shared", "-fPIC", str(source), "-o", str(folder / library), "-lm"], strict)
-    if program:
-        describe = toolchain.describe().replace("\\", "\\\\").replace('"', '\\"')
-        static = [] if toolchain.native else ["-static"]
-        _compile(toolchain, [*macros, f'-DDASS_EDGE_COMPILER="{describe}"',
-                             f"-DDASS_EDGE_AGENT_VERSION={_agent_version()}", f"-I{folder}", *static,
-                             str(source), str(BENCH_MAIN), "-o", str(folder / program), "-lm"], strict)
+    with tempfile.TemporaryDirectory(prefix="dass-edge-build-") as objects:
+        # the network compiled once (-O3 over thousands of lines: the slow part), linked into both
+        model = str(Path(objects) / "model.o")
+        _compile(toolchain, [*macros, "-fPIC", "-c", str(folder / "model.c"), "-o", model], strict)
+        if library:
+            _compile(toolchain, ["-shared", model, "-o", str(folder / library), "-lm"], strict)
+        if program:
+            describe = toolchain.describe().replace("\\", "\\\\").replace('"', '\\"')
+            static = [] if toolchain.native else ["-static"]
+            _compile(toolchain, [*macros, f'-DDASS_EDGE_COMPILER="{describe}"',
+                                 f"-DDASS_EDGE_AGENT_VERSION={_agent_version()}", f"-I{folder}", *static,
+                                 model, str(BENCH_MAIN), "-o", str(folder / program), "-lm"], strict)
     return Build(folder / library if library else None, folder / program if program else None,
                  toolchain.compiler, toolchain.version(), toolchain.all_flags(strict),
                  time.perf_counter() - started)

@@ -2,10 +2,11 @@
 
 Writes ``model.c`` / ``model.h`` (the network with its weights baked in, visiting only non-zero weights),
 ``bench_main.c`` and a ``Makefile`` (to rebuild on a board), ``build.json`` (compiler, version, flags, the
-loop form each layer got, arena size, compile time), the shared library and the program. For the host the
-loop forms are measured here and the runtime loads ``model.so``; for a board (a cross compiler) they follow
-the rule in dass_edge.codegen.forms (timing here says little about a Cortex-A7) and the file a runtime runs
-is the program, under qemu-user on this machine.
+loop form each layer got, arena size, compile time), the shared library and the program. Each conv's loop form follows
+the rule in dass_edge.codegen.forms: timing every form at export time cost 33 s on the demo's DASS network
+for a 2-6% faster library (benchmarks/sparse_codegen.py measures both), and timing here says nothing about a
+Cortex-A7. For the host the runtime loads ``model.so``; for a board (a cross compiler) the file a runtime
+runs is the program, under qemu-user on this machine.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: 
         raise InputError(f"target {target.name}: the C exporter writes fp32 only, not {target.precision}")
     toolchain = toolchain_of(target)
     toolchain.executable()  # a missing compiler fails here, before minutes of tuning
-    generated = generate(model, input_shape, forms.MEASURE if toolchain.native else forms.RULE, toolchain)
+    generated = generate(model, input_shape, forms.RULE, toolchain)
     save(generated, out)
     shutil.copyfile(BENCH_MAIN, out / BENCH_MAIN.name)
     library, program = file_names(toolchain)

@@ -30,6 +30,7 @@ from dass_edge.atomic import sha256_file, swap_dir
 from dass_edge.checkpoint import Checkpoint
 from dass_edge.errors import DassEdgeError, InputError
 from dass_edge.export import Artifact, get_exporter
+from dass_edge.export.choice import Forms, candidates, choose, why_untimed
 from dass_edge.export.conversions import ConversionCache
 from dass_edge.export.validate import (CONSTANT, HOST_ONLY, MAX_REAL_IMAGES, PASS, Parity, check_inputs,
                                       check_parity, check_session)
@@ -57,6 +58,7 @@ class Manifest:
     latency_source: str
     predictor: str | None
     files: list[str]
+    model_files: dict[str, str]  # per format, the file its runtime loads (the rest: weights, sources, tools)
     sha256: dict[str, str]
     size_bytes: dict[str, int]
     input_shape: list[int]
@@ -72,7 +74,9 @@ class Manifest:
     tools: dict[str, str]
     test_accuracy: float | None
     compacted: bool
-    compaction: dict[str, int] | None  # params and MACs before/after, channel multiple (None: not compacted)
+    compaction: dict[str, int] | None  # the main format's compact form (whether or not it shipped: ``forms``):
+    # params and MACs before/after, channel multiple; None without compaction
+    forms: dict[str, dict[str, Any]]  # per format: the form it ships (masked, compact/N) and why (choice.py)
     export_seconds: float
     health: dict[str, Any] | None = None  # Health.to_dict(): the checkpoint's record, or assessed on export
     dead: bool = False  # the output does not depend on the input; exported only because allow_dead said so
@@ -81,21 +85,6 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def deployable(model: nn.Module, input_shape: tuple[int, ...], channel_multiple: int, compact: bool = True
-               ) -> tuple[nn.Module, dict[str, int] | None]:
-    """The network as it is deployed: compacted (pruned channels removed exactly, counts rounded up to
-    ``channel_multiple``) by default, else the masks baked into plain layers; plus the compaction figures
-    for the manifest. Exports and latency predictions both start from it."""
-    if not compact:
-        return sparse.bake(model), None
-    from dass_edge.export.compact import compact_model
-
-    result = compact_model(model, input_shape, channel_multiple)
-    return result.model, {"channel_multiple": channel_multiple, "params_before": result.params_before,
-                          "params_after": result.params_after, "macs_before": result.macs_before,
-                          "macs_after": result.macs_after}
 
 
 def _test_images(checkpoint: Checkpoint) -> np.ndarray | None:
@@ -143,13 +132,21 @@ def validation_summary(checks: list[Parity]) -> str:
     return next(v for v in (CONSTANT, HOST_ONLY, PASS) if v in verdicts)
 
 
-def _export_format(model: nn.Module, reference: nn.Module, shape: tuple[int, ...], target: Target, fmt: str,
-                   out: Path, work: Path, inputs: list[np.ndarray], real: int, allow_dead: bool,
-                   conversions: ConversionCache | None) -> tuple[Artifact, list[Parity]]:
-    """Export ``model`` and compare the file with ``reference``, the masked checkpoint model, in each
-    runtime version the target's board has: parity then vouches for compaction and conversion together."""
+def _export_format(forms: Forms, compact: bool, reference: nn.Module, shape: tuple[int, ...], target: Target,
+                   fmt: str, out: Path, work: Path, inputs: list[np.ndarray], real: int, allow_dead: bool,
+                   conversions: ConversionCache | None) -> tuple[Artifact, list[Parity], dict[str, Any]]:
+    """Export the form of the network this format ships and compare the file with ``reference``, the
+    masked checkpoint model, in each runtime version the target's board has: parity then vouches for
+    compaction and conversion together."""
+    spec = replace(target, format=fmt)
     try:
-        artifact = get_exporter(fmt, conversions)(model, shape, replace(target, format=fmt), out, work)
+        exporter = get_exporter(fmt, conversions)
+        names = candidates(fmt, target, compact)
+        if len(names) > 1:
+            artifact, chosen = choose([forms.get(n) for n in names], exporter, shape, spec, out, work / fmt)
+        else:
+            artifact = exporter(forms.get(names[0]).model, shape, spec, out, work)
+            chosen = {"chosen": names[0], "how": "rule", "why": why_untimed(names[0], target, fmt)}
     except DassEdgeError:
         raise
     except Exception as exc:  # converters raise anything; the user gets one line, the log the rest
@@ -163,27 +160,29 @@ def _export_format(model: nn.Module, reference: nn.Module, shape: tuple[int, ...
                                    allow_dead, required=(runtime, version)))
         log.info("%s: %s in %s %s (%s): max abs diff %.3g, %s", target.name, artifact.model_file.name,
                  session.runtime, session.version, checks[-1].ran_in, checks[-1].max_abs_diff, checks[-1].verdict)
-    return artifact, checks
+    return artifact, checks, chosen
 
 
-def _write_files(checkpoint: Checkpoint, model: nn.Module, reference: nn.Module, target: Target, out: Path,
-                 work: Path, compaction: dict[str, int] | None, health: Health, allow_dead: bool,
+def _write_files(checkpoint: Checkpoint, forms: Forms, compact: bool, reference: nn.Module, target: Target,
+                 out: Path, work: Path, health: Health, allow_dead: bool,
                  names: dict[str, Any], conversions: ConversionCache | None) -> Manifest:
     started = time.perf_counter()
     shape = checkpoint.input_shape
     images = _test_images(checkpoint)
     inputs = check_inputs(shape, images)
     real = 0 if images is None else min(len(images), MAX_REAL_IMAGES)
-    results = [_export_format(model, reference, shape, target, fmt, out, work, inputs, real, allow_dead, conversions)
-               for fmt in (target.format, *target.extra_formats)]
+    results = [_export_format(forms, compact, reference, shape, target, fmt, out, work, inputs, real, allow_dead,
+                              conversions) for fmt in (target.format, *target.extra_formats)]
     main = results[0][0]
+    chosen = {artifact.format: record for artifact, _, record in results}
+    compaction = forms.compaction.get(candidates(target.format, target, compact)[0])
     if main.input_layout != target.input_layout:
         raise InputError(f"target {target.name} asks for {target.input_layout} input, the {main.format} "
                          f"exporter writes {main.input_layout}")
-    files = [f for artifact, _ in results for f in artifact.files]
-    checks = [parity for _, parities in results for parity in parities]
+    files = [f for artifact, _, _ in results for f in artifact.files]
+    checks = [parity for _, parities, _ in results for parity in parities]
     tools: dict[str, str] = {}
-    for artifact, _ in results:
+    for artifact, _, _ in results:
         tools.update(artifact.tools)
     tools.update({parity.runtime: parity.runtime_version for parity in checks})
     agreements = [p.top1_agreement for p in checks if p.top1_agreement is not None]
@@ -191,13 +190,14 @@ def _write_files(checkpoint: Checkpoint, model: nn.Module, reference: nn.Module,
         target=target.name, device=target.device, format=target.format, precision=target.precision,
         runtime=target.runtime, runtime_device=target.runtime_device, latency_source=target.latency_source,
         predictor=target.predictor, files=[f.name for f in files],
+        model_files={artifact.format: artifact.model_file.name for artifact, _, _ in results},
         sha256={f.name: sha256_file(f) for f in files}, size_bytes={f.name: f.stat().st_size for f in files},
         input_shape=list(shape), input_layout=main.input_layout, sparsity=checkpoint.sparsity,
         max_abs_diff=max(p.max_abs_diff for p in checks), atol=target.atol,
         top1_agreement=min(agreements) if agreements else None, checks=[asdict(p) for p in checks],
         validation=validation_summary(checks),
         tools=tools, test_accuracy=checkpoint.test_accuracy,
-        compacted=compaction is not None, compaction=compaction,
+        compacted=compact, compaction=compaction, forms=chosen,
         export_seconds=round(time.perf_counter() - started, 3), health=health.to_dict(),
         dead=not health.input_dependent or any(p.verdict == CONSTANT for p in checks), **names)
 
@@ -239,15 +239,14 @@ def export_checkpoint(checkpoint_path: str | os.PathLike, target: str | Target, 
         health = checkpoint_health(checkpoint, model)
         require_alive(health, name, allow_dead)
     params, nonzero = sparse.count_params(model)
-    prepared, compaction = deployable(model, checkpoint.input_shape, target.channel_multiple, compact)
-    prepared.eval()
+    forms = Forms(model, checkpoint.input_shape)
     dest = Path(out_dir) / name / target.name
     created = ensure_writable(dest.parent)  # the folders made, removed again if the export fails
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=dest.parent))
     try:
         work = tmp / ".work"
         work.mkdir()
-        manifest = _write_files(checkpoint, prepared, model, target, tmp, work, compaction, health, allow_dead,
+        manifest = _write_files(checkpoint, forms, compact, model, target, tmp, work, health, allow_dead,
                                 dict(model=name, checkpoint=str(checkpoint_path), params=params,
                                      nonzero_params=nonzero), conversions)
         shutil.rmtree(work)

@@ -36,11 +36,11 @@ def has_predictor(device: str) -> bool:
 
 
 def _export_onnx(checkpoint_path: Path, out_dir: Path, channel_multiple: int = 1) -> Path:
-    """ONNX of a checkpoint as it is deployed (export.pipeline.deployable), written by the ONNX exporter
+    """ONNX of a checkpoint as it is deployed (export.choice.deployable), written by the ONNX exporter
     (export/onnx.py). Compaction that fails falls back to the baked network."""
     from dass_edge import checkpoint
     from dass_edge.export.onnx import write_onnx
-    from dass_edge.export.pipeline import deployable
+    from dass_edge.export.choice import deployable
 
     ckpt = checkpoint.load(checkpoint_path)
     masked = ckpt.build()

@@ -45,7 +45,8 @@ class Staging:
            fill: str = "0.0f", exact_rows: bool = True) -> Staging:
         """``rows_contiguous``: the input's rows are whole and back to back (it is no slice view)."""
         (h, w), (sy, sx), (dy, dx) = node.inputs[0].shape[1:], node.stride, node.dilation
-        direct = (node.kernel == (1, 1) and node.stride == (1, 1) and node.padding == (0, 0) and rows_contiguous)
+        direct = not channels or (node.kernel == (1, 1) and node.stride == (1, 1) and node.padding == (0, 0)
+                                  and rows_contiguous)  # no channel read (every weight pruned): nothing to copy
         phases = tuple(sorted({((ky * dy) % sy, (kx * dx) % sx) for ky, kx in taps})) or ((0, 0),)
         return cls((h, w), node.output.shape[1:], node.kernel, node.stride, node.dilation, node.padding,
                    channels, phases, direct, fill, exact_rows)
