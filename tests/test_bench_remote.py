@@ -288,3 +288,33 @@ def test_against_on_a_board_alternates_there_and_gates(sshd, tmp_path, onnx_mode
     assert same.exit_code in (0, 11), same.output  # never a regression; a busy machine may leave it undecided
     assert json.loads(same.stdout)["regression"] is False
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("dass-edge-")]  # both copies removed
+
+
+def c_program(folder: Path, compiler: str = "gcc", flags: tuple[str, ...] = ()) -> Path:
+    """The C export's stand-alone program for a small CNN, built for ``compiler``'s architecture."""
+    import torch
+
+    from dass_edge.codegen import forms
+    from dass_edge.codegen.build import Toolchain, build
+    from dass_edge.codegen.generate import generate, save
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(8, 10)).eval()
+    toolchain = Toolchain(compiler, flags)
+    save(generate(model, (1, 1, 16, 16), forms.RULE, toolchain), folder)
+    return build(folder, toolchain, program="model-bench").program
+
+
+def test_the_c_programs_times_itself_on_the_board(sshd, tmp_path):
+    """No runtime on the board (its Python only keeps the board's lock): the program is copied, stays
+    executable, gets only the timing flags it knows (the runtime, device and thread flags meant for the
+    runner are left out) and prints the runner's line."""
+    board = _board(sshd, tmp_path, side_python("tx2"))
+    program = c_program(tmp_path / "c")
+    result = measure_remote(board, program, QUICK + ["--threads", "1", "--device", "CPU", "--runtime", "c"])
+    assert result["runtime"] == "c" and result["runtime_version"].startswith("gcc")
+    assert result["input_shape"] == [1, 1, 16, 16] and [len(r) >= 5 for r in result["rounds_ns"]] == [True, True]
+    assert [p.name for p in Path(board.workdir).iterdir()] == [LOCK_FILE]
+    with pytest.raises(InputError, match="--against on a board"):
+        measure_remote(board, program, QUICK, against=program)

@@ -97,6 +97,17 @@ def test_bench_reaches_the_emulated_board_over_ssh(arm_exports, board_sshd, tmp_
 
 
 @needs_board
+def test_the_aarch64_c_program_times_itself_on_the_emulated_board(board_sshd, tmp_path):
+    """The board's qemu-user runs the program (exec_prefix), as the board's CPU would run it natively."""
+    from test_bench_remote import c_program
+
+    program = c_program(tmp_path, "aarch64-linux-gnu-gcc", ("-mcpu=cortex-a57",))
+    result = measure_remote(board_sshd, program, QUICK)
+    assert result["runtime"] == "c" and result["env"]["machine"] == "aarch64"
+    assert result["runtime_version"].startswith("aarch64-linux-gnu-gcc") and result["first_ns"] > 0
+
+
+@needs_board
 def test_emulated_timings_never_become_baselines_or_gate(arm_exports, board_sshd, tmp_path):
     baseline = tmp_path / "baseline.json"
     for option in (["--update-baseline", "--baseline", baseline], ["--baseline", baseline]):

@@ -26,6 +26,7 @@ class Board:
     workdir: str = "/tmp"
     emulated: bool = False  # qemu-user on this machine: runs the board's builds, says nothing of its speed
     runtime_device: str | None = None  # what the board has instead of the target's default (e.g. CPU: no GPU)
+    exec_prefix: str = ""  # what runs the board's programs (an emulated board: its qemu-user binary)
     place: str | None = None  # a labgrid place instead of a host (bench/labgrid_place.py)
     coordinator: str | None = None  # its labgrid coordinator, HOST:PORT (default: $LG_COORDINATOR)
 

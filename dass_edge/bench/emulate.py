@@ -257,7 +257,7 @@ def board(name: str) -> Board:
     return Board(name=name + SUFFIX, host="127.0.0.1", port=port, user=getpass.getuser(),
                  key=folder / "ssh" / USER_KEY, python=str(folder / "python"),
                  known_hosts=folder / "ssh" / KNOWN_HOSTS, run_timeout_s=EMULATED_RUN_TIMEOUT_S,
-                 workdir=tempfile.gettempdir(), emulated=True,
+                 workdir=tempfile.gettempdir(), emulated=True, exec_prefix=str(read_info(name)["qemu"]),
                  runtime_device="CPU")  # qemu-user emulates the board's CPU only: its GPU is not there
 
 

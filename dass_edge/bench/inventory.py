@@ -64,7 +64,7 @@ def _coerce(name: str, values: dict[str, Any]) -> dict[str, Any]:
                 out[key] = kind(out[key])
             except (TypeError, ValueError):
                 raise InputError(f"board {name}: {key} must be a number, not {out[key]!r}") from None
-    for key in ("host", "user", "python", "runtime_device", "place", "coordinator"):
+    for key in ("host", "user", "python", "runtime_device", "place", "coordinator", "exec_prefix"):
         if out.get(key) is not None and not isinstance(out[key], str):
             raise InputError(f"board {name}: {key} must be a string, not {out[key]!r}")
     if out.get("emulated") is not None and not isinstance(out["emulated"], bool):

@@ -30,6 +30,29 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.05
 AGENT = "runner.py"  # the board agent: dass_edge/runtimes/runner.py's ``time`` command
+PROGRAM_FLAGS = ("--warmup", "--runs", "--min-seconds", "--rounds")  # what the C export's program takes
+
+
+def is_program(path: Path) -> bool:
+    """The C export's stand-alone timing program (an ELF executable, no suffix): it times itself on a
+    board, with no Python there, and prints the runner's JSON line."""
+    if path.suffix or not path.is_file():
+        return False
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
+def remote_command(board: Board, folder: str, model: Path, args: Sequence[str]) -> str:
+    """The shell command that times ``model`` in ``folder`` on ``board``: the runner under the board's
+    Python, or the C export's program itself, given only the timing flags it knows."""
+    if not is_program(model):
+        return "cd {} && exec {} {} time {} {}".format(shlex.quote(folder), shlex.quote(board.python), AGENT,
+                                                       shlex.quote(model.name), " ".join(map(shlex.quote, args)))
+    pairs = zip(args[::2], args[1::2])
+    kept = [item for flag, value in pairs if flag in PROGRAM_FLAGS for item in (flag, value)]
+    prefix = f"{shlex.quote(board.exec_prefix)} " if board.exec_prefix else ""
+    return "cd {} && exec {}./{} {}".format(shlex.quote(folder), prefix, shlex.quote(model.name),
+                                           " ".join(map(shlex.quote, kept)))
 
 
 def model_files(model: Path) -> list[Path]:
@@ -213,6 +236,9 @@ def measure_remote(board: Board, model: Path, agent_args: Sequence[str], against
 
 def _measure_locked(board: Board, model: Path, agent_args: Sequence[str], against: Path | None,
                     lock: LockSettings) -> dict[str, Any]:
+    if against is not None and (is_program(model) or is_program(against)):
+        raise InputError("--against on a board times two files in one runner: pass the C export's library "
+                         "(.so) for the board's architecture, not its program")
     files = [(p, p.name) for p in model_files(model)]
     subfolders = []
     if against is not None:
@@ -237,12 +263,11 @@ def _measure_locked(board: Board, model: Path, agent_args: Sequence[str], agains
             log.info("copying %s to %s:%s", ", ".join(name for _, name in files), board.destination, folder)
             for path, name in files:
                 sftp.put(str(path), f"{folder}/{name}")
+                sftp.chmod(f"{folder}/{name}", path.stat().st_mode & 0o700)  # a program stays executable
             sftp.put(runner.__file__, f"{folder}/{AGENT}")
             args = list(agent_args) + (["--against", f"ref/{against.name}"] if against is not None else [])
-            command = "cd {} && exec {} {} time {} {}".format(
-                shlex.quote(folder), shlex.quote(board.python), AGENT, shlex.quote(model.name),
-                " ".join(shlex.quote(a) for a in args))
-            log.info("running the agent on %s with %s", board.destination, board.python)
+            command = remote_command(board, folder, model, args)
+            log.info("running on %s: %s", board.destination, command)
             status, stdout, stderr = _run(client, command, board.run_timeout_s, board)
         except (OSError, EOFError) as exc:
             raise RemoteError(f"copying to {board.destination} failed: {_one_line(str(exc)) or type(exc).__name__}"

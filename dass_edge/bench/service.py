@@ -16,6 +16,7 @@ from typing import Any
 from dass_edge.atomic import sha256_file
 from dass_edge.bench import gate
 from dass_edge.bench.alive import checkpoint_alive, file_alive
+from dass_edge.bench.remote import is_program
 from dass_edge.bench.measure import Settings, measure_file, result_from_timing
 from dass_edge.bench.lock import DEFAULT_WAIT_S, LockSettings
 from dass_edge.bench.results import EMULATED, emulated_error
@@ -153,12 +154,19 @@ def resolve_model(request: BenchRequest, target, admitted: Admitted) -> Resolved
     return ResolvedModel(exported, path.stem, ckpt.test_accuracy, path, dead)
 
 
+def file_format(path: Path) -> str | None:
+    """The export format of a model file: by its suffix, or "c" for the C export's stand-alone program."""
+    if path.suffix.lower() in MODEL_EXTENSIONS:
+        return MODEL_EXTENSIONS[path.suffix.lower()]
+    return "c" if is_program(path) else None
+
+
 def _checked_path(path: Path) -> Path:
     if not path.is_file():
         raise InputError(f"{path} does not exist")
-    if path.suffix.lower() not in MODEL_EXTENSIONS:
-        raise InputError(f"cannot bench {path.name}: expected a checkpoint (.pt) or a model file "
-                         f"({', '.join(MODEL_EXTENSIONS)})")
+    if file_format(path) is None:
+        raise InputError(f"cannot bench {path.name}: expected a checkpoint (.pt), a model file "
+                         f"({', '.join(MODEL_EXTENSIONS)}) or a C export's program")
     return path
 
 
@@ -166,9 +174,9 @@ def runtime_for(request: BenchRequest, target, model: Path) -> str | None:  # no
     """--runtime, else the target's runtime when the file is in the target's format, else by extension."""
     if request.runtime:
         return request.runtime
-    if MODEL_EXTENSIONS[model.suffix.lower()] == target.format:
+    if file_format(model) == target.format:
         return target.runtime
-    return None
+    return "c" if is_program(model) else None
 
 
 def board_for(request: BenchRequest, target, gated: bool):  # noqa: ANN001, ANN201
@@ -201,6 +209,9 @@ def _measure(request: BenchRequest, target, model: ResolvedModel) -> dict[str, A
         raw = measure_remote(board, model.path, args, lock=LockSettings(wait_s=request.board_wait_s))
         if board.emulated:
             raw[EMULATED] = True
+    elif is_program(model.path):
+        raise InputError(f"{model.path.name} is the C export's program for a board; here, bench its library "
+                         "(model.so) instead")
     else:
         raw = measure_file(model.path, request.settings, runtime, device)
     result = result_from_timing(raw, device=target.name, latency_source=target.latency_source,
