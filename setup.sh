@@ -21,7 +21,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # torch==2.13.0 is pinned in pyproject.toml (the CPU build); the rest come with the extras.
-.venv/bin/pip install -q -e ".[all,test]"
+.venv/bin/pip install -q -c constraints.txt -e ".[all,test]"
 
 if [ "${DASS_EDGE_NO_SIDEENVS:-0}" != 1 ]; then
   bash .ci/sideenvs.sh

@@ -5,7 +5,7 @@ in ONNX Runtime and OpenVINO (CPU, FP32 hint, 1 thread) of the masked-dense expo
 with every ``channel_multiple``, and the compact file's max abs error against the masked PyTorch model.
 
 Masks: ``dass_edge.compact.masks.connected_masks`` on randomly initialised networks (training DASS-Tiny and
--Small here costs hours). It keeps magnitude pruning's per-layer budget but spends it only on weights that
+-Small here costs hours), or trained checkpoints' own (``--checkpoints``, e.g. the demo's four networks). It keeps magnitude pruning's per-layer budget but spends it only on weights that
 read channels which still vary with the input, so paths from input to output stay alive as in a trained
 network; latency depends on the kept structure, not on the weights' values.
 
@@ -13,6 +13,7 @@ Timing interleaves the variants round by round (the machine is shared) and repor
 
     .venv/bin/python benchmarks/compact_bench.py                      # all networks, multiples 1 4 8 16
     .venv/bin/python benchmarks/compact_bench.py --models darts-v2-tiny --rounds 3
+    .venv/bin/python benchmarks/compact_bench.py --checkpoints runs/demo/models/*-99.pt --multiples 1 8 --litert
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dass_edge import runtimes
+from dass_edge import checkpoint, runtimes
 from dass_edge.runtimes import runner
 from dass_edge.compact.masks import connected_masks
 from dass_edge.export.compact import compact_model
@@ -65,19 +66,28 @@ class Variant:
         return statistics.median(self.samples_ms[runtime])
 
 
-def build_variants(name: str, sparsity: float, multiples: list[int], work: Path) -> tuple[list[Variant], dict]:
-    """Mask the network, export it masked-dense and compact at every multiple; check each file's outputs."""
+def masked_network(name: str, sparsity: float) -> tuple[torch.nn.Module, tuple[int, ...]]:
+    """A network of SPECS with synthetic path-preserving masks, or a checkpoint's own (a path)."""
+    if name.endswith(".pt"):
+        ckpt = checkpoint.load(Path(name))
+        return ckpt.build().eval(), tuple(ckpt.input_shape)
     torch.manual_seed(0)
     model = build_model(SPECS[name])
     connected_masks(model, sparsity, INPUT, seed=0)
-    x = runner.fixed_input(list(INPUT), np.float32)
+    return model, INPUT
+
+
+def build_variants(name: str, sparsity: float, multiples: list[int], work: Path) -> tuple[list[Variant], dict]:
+    """Mask the network, export it masked-dense and compact at every multiple; check each file's outputs."""
+    model, shape = masked_network(name, sparsity)
+    x = runner.fixed_input(list(shape), np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     start = time.perf_counter()
     exports: list[tuple[str, torch.nn.Module, int]] = []
     compaction = {}
     for multiple in multiples:
-        result = compact_model(model, INPUT, multiple)
+        result = compact_model(model, shape, multiple)
         if not exports:
             exports.append(("masked", bake(model).eval(), result.macs_before))
         exports.append((f"compact/{multiple}", result.model, result.macs_after))
@@ -85,14 +95,14 @@ def build_variants(name: str, sparsity: float, multiples: list[int], work: Path)
                                 "nonzero_params": result.nonzero_params}
     variants = []
     for label, module, macs in exports:
-        path = work / f"{name}-{label.replace('/', '')}.onnx"
-        write_onnx(module, INPUT, path)
+        path = work / f"{Path(name).stem}-{label.replace('/', '')}.onnx"
+        write_onnx(module, shape, path)
         diff = float(np.abs(runtimes.load(path, "onnxruntime", threads=1).run(x) - expected).max())
         variant = Variant(label, str(path), macs, path.stat().st_size, diff)
         if "litert" in RUNTIMES:
             variant.tflite_path = str(path.with_suffix(".tflite"))
             litert_torch = runtimes.require("litert_torch", "tflite")
-            litert_torch.convert(module.eval(), (torch.zeros(INPUT),)).export(variant.tflite_path)
+            litert_torch.convert(module.eval(), (torch.zeros(shape),)).export(variant.tflite_path)
         variants.append(variant)
     log.info("%s: compacted and exported %d files in %.0f s", name, len(variants), time.perf_counter() - start)
     return variants, {"compaction": compaction}
@@ -100,12 +110,13 @@ def build_variants(name: str, sparsity: float, multiples: list[int], work: Path)
 
 def time_variants(variants: list[Variant], rounds: int, runs: int) -> None:
     """Round-robin timing: every variant and runtime gets one block of runs per round."""
-    x = runner.fixed_input(list(INPUT), np.float32)
     sessions = {(v.name, rt): runtimes.load(v.file_for(rt), rt, threads=1) for v in variants for rt in RUNTIMES}
     for _ in range(rounds):
         for variant in variants:
             for runtime in RUNTIMES:
-                timing = runner.time_rounds(sessions[(variant.name, runtime)]._run, x, 10, runs, 0.0, 1)
+                session = sessions[(variant.name, runtime)]
+                x = runner.fixed_input(list(session.input_shape), np.float32)
+                timing = runner.time_rounds(session._run, x, 10, runs, 0.0, 1)
                 variant.samples_ms.setdefault(runtime, []).extend(ns / 1e6 for ns in timing["rounds_ns"][0])
 
 
@@ -116,7 +127,7 @@ def table(name: str, variants: list[Variant]) -> str:
         head += f" {runtime + ' ms':>15} {'speed-up':>8}"
     lines = [head]
     for v in variants:
-        line = f"{name:16} {v.name:11} {v.macs / 1e6:8.2f} {v.size_bytes / 1024:8.1f} {v.max_abs_diff:9.1e}"
+        line = f"{Path(name).stem[:16]:16} {v.name:11} {v.macs / 1e6:8.2f} {v.size_bytes / 1024:8.1f} {v.max_abs_diff:9.1e}"
         for runtime in RUNTIMES:
             line += f" {v.median_ms(runtime):15.3f} {masked.median_ms(runtime) / v.median_ms(runtime):7.2f}x"
         lines.append(line)
@@ -126,6 +137,7 @@ def table(name: str, variants: list[Variant]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(SPECS), choices=list(SPECS))
+    parser.add_argument("--checkpoints", nargs="+", default=[], help="trained checkpoints instead of --models")
     parser.add_argument("--sparsity", type=float, default=0.99)
     parser.add_argument("--multiples", nargs="+", type=int, default=[1, 4, 8, 16])
     parser.add_argument("--rounds", type=int, default=5)
@@ -139,7 +151,7 @@ def main() -> None:
     torch.set_num_threads(1)
     report = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
+        for name in args.checkpoints or args.models:
             variants, info = build_variants(name, args.sparsity, args.multiples, Path(tmp))
             time_variants(variants, args.rounds, args.runs)
             print(table(name, variants), flush=True)

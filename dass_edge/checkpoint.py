@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,9 @@ def load(path: str | os.PathLike) -> Checkpoint:
     if not path.is_file():
         raise InputError(f"checkpoint {path} does not exist")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of a file it is about to refuse
+            warnings.simplefilter("ignore", UserWarning)
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged or foreign file
         raise InputError(f"{path} is not a readable dass-edge checkpoint ({type(exc).__name__})") from None
     if not isinstance(raw, dict) or raw.get("format_version") != FORMAT_VERSION:

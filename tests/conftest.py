@@ -24,6 +24,15 @@ ROOT = Path(__file__).resolve().parent.parent
 torch.set_num_threads(int(os.environ.get("DASS_EDGE_TEST_THREADS", "1")))
 
 
+def without_c(name: str):
+    """A shipped target minus the generated C beside its main file: for tests about the other formats, which
+    then skip the C build and its qemu check (the C export has tests of its own)."""
+    from dass_edge.targets import get_target
+
+    target = get_target(name)
+    return replace(target, extra_formats=tuple(f for f in target.extra_formats if f != "c"))
+
+
 def side_python(name: str) -> Path:
     """The interpreter of a side environment built by .ci/sideenvs.sh; CI fails where one is missing."""
     python = ROOT / ".sideenvs" / name / "bin" / "python"
@@ -131,3 +140,19 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
                                      data={"name": "mnist5k"})
         paths[state] = checkpoint.save(ckpt, folder / f"tiny-{state}.pt")
     return paths
+
+
+# Scheduling on two pytest-xdist workers (README: -n 2 --dist loadgroup). A group runs on one worker: the
+# emulated boards are one per machine and their lock lives in the board's own folder, so the files that bench
+# on them share a group; a file whose module fixture exports or builds for a minute is one group, so that the
+# fixture runs once. The longest tests start first, so that neither worker ends with one of them alone.
+GROUPS = {"test_emulated_boards.py": "emulated-boards", "test_board_lock.py": "emulated-boards",
+          "test_bench_gate.py": "bench-gate", "test_ci_workflow.py": "ci-workflow"}
+LONGEST = ("test_demo.py", "test_end_to_end.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in GROUPS:
+            item.add_marker(pytest.mark.xdist_group(GROUPS[item.path.name]))
+    items.sort(key=lambda item: item.path.name not in LONGEST)  # stable: the rest keep their order

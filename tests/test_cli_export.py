@@ -49,7 +49,9 @@ def test_export_json_prints_the_manifest(ckpt, tmp_path):
     result = invoke("export", ckpt, "--target", "jetson-tx2", "--out", tmp_path, "--json")
     assert result.exit_code == 0, result.output
     manifest = json.loads(result.stdout)
-    assert manifest["target"] == "jetson-tx2" and manifest["files"] == ["model.onnx"]
+    assert manifest["target"] == "jetson-tx2" and manifest["model_files"] == {"onnx": "model.onnx",
+                                                                         "c": "model-bench-aarch64"}
+    assert {"model.onnx", "model.c", "model-bench-aarch64"} <= set(manifest["files"])
     assert manifest["dead"] is False and manifest["health"]["input_dependent"] is True
     assert manifest == json.loads((tmp_path / ckpt.stem / "jetson-tx2" / "manifest.json").read_text())
     again = invoke("export", ckpt, "--target", "jetson-tx2", "--out", tmp_path)  # replaces the old export
@@ -131,7 +133,7 @@ def test_allow_dead_exports_it_marked_dead(tiny_checkpoints, tmp_path):
     assert manifest == json.loads((tmp_path / "tiny-dead" / "jetson-tx2" / "manifest.json").read_text())
     assert manifest["dead"] is True and manifest["health"]["input_dependent"] is False
     assert manifest["max_abs_diff"] <= 1e-6  # a constant is easy to match: why this cannot count as a pass
-    assert [check["passed"] for check in manifest["checks"]] == [False]
+    assert [check["passed"] for check in manifest["checks"]] == [False, False]  # ONNX Runtime and the C program
     human = invoke("export", tiny_checkpoints["dead"], "-t", "jetson-tx2", "--out", tmp_path, "--allow-dead")
     assert human.exit_code == 0 and "DEAD" in human.stdout
 

@@ -1,6 +1,7 @@
 """`dass-edge demo --preset smoke` runs the whole pipeline end to end and names its output folder."""
 
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -10,11 +11,19 @@ from dass_edge.cli.app import app
 from dass_edge.data.datasets import load_dataset
 from dass_edge.search.algorithm import evaluate
 from dass_edge.search.presets import PRESETS
+from dass_edge.targets import DEFAULT_DIR, TARGETS_ENV
 
 
 def test_demo_smoke_end_to_end(tmp_path):
+    """Two of the targets: intel-cpu (timed here: ONNX, OpenVINO, TFLite and the C library) and cortex-a7 (its
+    board's tflite-runtime, and the C program for 32-bit Arm under qemu-arm); the others export alike."""
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    for name in ("intel-cpu", "cortex-a7"):
+        shutil.copy(DEFAULT_DIR / f"{name}.toml", targets)
     out = tmp_path / "demo"
-    result = CliRunner().invoke(app, ["demo", "--preset", "smoke", "--out", str(out), "--json"])
+    result = CliRunner().invoke(app, ["demo", "--preset", "smoke", "--out", str(out), "--json"],
+                                env={TARGETS_ENV: str(targets)})
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary == json.loads((out / "summary.json").read_text())
