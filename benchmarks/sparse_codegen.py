@@ -1,7 +1,8 @@
 """Does 99% sparsity pay at run time? The sparse C export against ONNX Runtime, OpenVINO and LiteRT.
 
 For each network: the C export (dass_edge.codegen, loop forms measured on this machine, built for the
-intel-cpu target) and the masked and compact exports of the three runtimes, all on 1 thread, timed in one
+intel-cpu target) and the masked and compact exports of the three runtimes (compact padded to 8
+channels too for ONNX Runtime and OpenVINO, as exported for them here), all on 1 thread, timed in one
 interleaved run (each round times every variant in turn, the order rotating by round; a variant's figure is
 the median of its round medians). Printed per network: dense, compact and non-zero MACs, the medians, the
 speed-up over the fastest runtime variant, the achieved non-zero GMAC/s (from the C median, a Python call
@@ -52,7 +53,7 @@ FORMATS = ("onnx", "openvino", "tflite")
 
 @dataclass
 class Variant:
-    name: str  # "c", or "<runtime> masked|compact"
+    name: str  # "c", or "<runtime> <form>" (masked, compact/1, compact/8)
     path: Path
     runtime: str
     round_medians_ms: list[float] = field(default_factory=list)
@@ -84,16 +85,24 @@ def load_network(name: str) -> Network:
     return Network(name, model, (1, 3, 32, 32), {"masks": "connected_masks (synthetic, path-preserving)"})
 
 
+# The forms each runtime is timed in: masked, compact, and compact with channel counts padded to 8, the form
+# export/choice.py ships for ONNX Runtime and OpenVINO here (LiteRT ships compact/1). The C export is built
+# from compact/1: it drops unread channels itself.
+FORMS = {"masked": (1, False), "compact/1": (1, True), "compact/8": (8, True)}
+TIMED = {"onnx": ("masked", "compact/1", "compact/8"), "openvino": ("masked", "compact/1", "compact/8"),
+         "tflite": ("masked", "compact/1"), "c": ("compact/1",)}
+
+
 def export_all(network: Network, work: Path) -> None:
-    """The runtimes' masked and compact files and the C export, each made once and cached in ``work``."""
+    """Every format in every form it is timed in, each made once and cached in ``work`` (``work`` is keyed
+    by network name only: delete it after retraining)."""
     target = get_target("intel-cpu")
-    for compact in (False, True):
-        kind = "compact" if compact else "masked"
-        deployed, counts = deployable(network.model, network.shape, 1, compact)
-        if compact:
+    for form, (multiple, compact) in FORMS.items():
+        deployed, counts = deployable(network.model, network.shape, multiple, compact)
+        if form == "compact/1":
             network.info.update(dense_macs=counts["macs_before"], compact_macs=counts["macs_after"])
-        for fmt in FORMATS + (("c",) if compact else ()):
-            out = work / network.name / f"{fmt}-{kind}"
+        for fmt in (f for f in (*FORMATS, "c") if form in TIMED[f]):
+            out = work / network.name / f"{fmt}-{form.replace('/', '')}"
             runtime = RUNTIMES_OF_FORMAT[fmt][0]
             files = sorted(out.glob("model.so" if fmt == "c" else f"model.{'xml' if fmt == 'openvino' else fmt}"))
             if not files:
@@ -101,8 +110,8 @@ def export_all(network: Network, work: Path) -> None:
                 started = time.perf_counter()
                 spec = replace(target, format=fmt, runtime=runtime, extra_formats=())
                 files = [get_exporter(fmt)(deployed, network.shape, spec, out, out).model_file]
-                log.info("%s: %s %s exported in %.0f s", network.name, fmt, kind, time.perf_counter() - started)
-            name = "c" if fmt == "c" else f"{runtime} {kind}"
+                log.info("%s: %s %s exported in %.0f s", network.name, fmt, form, time.perf_counter() - started)
+            name = "c" if fmt == "c" else f"{runtime} {form}"
             network.variants.append(Variant(name, files[0], runtime))
 
 
