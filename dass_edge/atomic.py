@@ -1,4 +1,6 @@
-"""Whole-folder publishing and file digests, for outputs that must never be seen half-written.
+"""Whole-file and whole-folder publishing and file digests, for outputs that must never be seen half-written.
+
+A file is written under a temporary name in its own folder, then renamed over the destination.
 
 A folder is built complete under a temporary name next to its destination (same file system), then
 swapped in. On Linux the swap is one ``renameat2(RENAME_EXCHANGE)`` call: a reader sees the old folder or
@@ -23,6 +25,21 @@ _RENAME_EXCHANGE = 2
 def sha256_file(path: str | os.PathLike) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``path`` through a temporary file in its folder and a rename: readers see the old file or the new."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _exchange(a: Path, b: Path) -> bool:

@@ -142,17 +142,13 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-# Scheduling on two pytest-xdist workers (README: -n 2 --dist loadgroup). A group runs on one worker: the
-# emulated boards are one per machine and their lock lives in the board's own folder, so the files that bench
-# on them share a group; a file whose module fixture exports or builds for a minute is one group, so that the
-# fixture runs once. The longest tests start first, so that neither worker ends with one of them alone.
-GROUPS = {"test_emulated_boards.py": "emulated-boards", "test_board_lock.py": "emulated-boards",
-          "test_bench_gate.py": "bench-gate", "test_ci_workflow.py": "ci-workflow"}
+# Scheduling on two pytest-xdist workers (README: -n 2): tests are dealt out one at a time, the longest files
+# first, so that neither worker ends with one of them alone. Module fixtures then run once per worker. (With
+# --dist loadfile the paired-gate tests shared their core with a whole export file for minutes, and the gate
+# called the same model against itself inconclusive once; pytest-xdist 3.8 ignores xdist_group under pytest 9.)
 LONGEST = ("test_demo.py", "test_end_to_end.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.name in GROUPS:
-            item.add_marker(pytest.mark.xdist_group(GROUPS[item.path.name]))
-    items.sort(key=lambda item: item.path.name not in LONGEST)  # stable: the rest keep their order
+    rank = {name: i for i, name in enumerate(LONGEST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST)))  # stable: the rest keep their order

@@ -219,7 +219,7 @@ def _logging_python(tmp_path: Path, log: Path) -> Path:
     return script
 
 
-def test_two_benches_on_one_board_never_overlap(board, tmp_path, onnx_model):
+def test_two_benches_on_one_board_never_overlap(board, tmp_path, onnx_model):  # noqa: F811 (the fixture)
     """Two `dass-edge bench` processes started together on one board: one waits for the other."""
     log = tmp_path / "windows.log"
     inventory = _inventory(board, tmp_path, _logging_python(tmp_path, log))

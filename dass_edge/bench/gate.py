@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -37,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dass_edge.atomic import write_text
 from dass_edge.bench import fingerprint
 from dass_edge.bench.memory import compare_memory, describe_memory
 from dass_edge.bench.profile import describe_grown, grown_operators
@@ -250,19 +249,6 @@ def gate_on_baseline(result: dict[str, Any], path: Path, key: str, tolerance: fl
             "bootstrap_message": message}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and rename: never a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_baseline(path: Path, key: str, result: dict[str, Any]) -> dict[str, Any]:
     """Add or replace ``key``'s entry, keeping the others; written atomically (CI may be interrupted).
 
@@ -273,7 +259,7 @@ def write_baseline(path: Path, key: str, result: dict[str, Any]) -> dict[str, An
     entry = {k: result[k] for k in ENTRY_FIELDS if k in result}
     entry["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     data["entries"][key] = entry
-    _write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return entry
 
 
@@ -312,4 +298,4 @@ def write_junit(path: Path, result: dict[str, Any], elapsed_s: float, error: str
     elif decision == "bootstrapped":
         ET.SubElement(case, "skipped", message=result["bootstrap_message"])
     ET.SubElement(case, "system-out").text = json.dumps(result, default=str)
-    _write_atomic(path, ET.tostring(suite, encoding="unicode", xml_declaration=True))
+    write_text(path, ET.tostring(suite, encoding="unicode", xml_declaration=True))

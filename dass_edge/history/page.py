@@ -8,11 +8,10 @@ reaches hover boxes and tables: a history is data, and a model name is not marku
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from dass_edge.atomic import write_text
 from dass_edge.errors import MissingDependencyError
 from dass_edge.history.changepoints import ChangePoint
 from dass_edge.history.store import Run
@@ -139,14 +138,4 @@ def render(panels: dict[tuple[str, str], tuple[list[Run], list[ChangePoint]]], s
 
 def write(page: str, folder: Path) -> Path:
     """Write ``folder/index.html`` through a temporary file and a rename (never a half-written page)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "index.html"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".index.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(page)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(Path(folder) / "index.html", page)

@@ -602,7 +602,8 @@ def _profile_openvino_legacy(path, threads, device, exact, x, runs):
         return [(node, c["layer_type"], int(c["real_time"]) * 1000)
                 for node, c in request.get_perf_counts().items() if c["status"] == "EXECUTED"]
     timed = _profile_loop(lambda v: request.infer({name: v}), x, runs, read, "openvino performance counters")
-    del request, executable
+    request = None  # released before the network it runs on
+    executable = None
     return timed
 
 
