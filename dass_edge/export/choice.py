@@ -42,7 +42,6 @@ class Form:
 
     name: str
     model: nn.Module
-    macs: int | None = None
 
 
 def deployable(model: nn.Module, input_shape: tuple[int, ...], channel_multiple: int, compact: bool = True
@@ -81,7 +80,7 @@ class Forms:
             return Form(name, deployable(self.model, self.input_shape, 1, compact=False)[0].eval())
         model, figures = deployable(self.model, self.input_shape, int(name.split("/")[1]))
         self.compaction[name] = figures
-        return Form(name, model.eval(), figures["macs_after"])
+        return Form(name, model.eval())
 
 
 def candidates(fmt: str, target: Target, compact: bool) -> list[str]:
@@ -91,7 +90,9 @@ def candidates(fmt: str, target: Target, compact: bool) -> list[str]:
     this machine's x86 kernels, which say nothing of a board's)."""
     if not compact:
         return ["masked"]
-    if target.latency_source != "local" or fmt in UNTIMED:
+    if fmt in UNTIMED:
+        return ["compact/1"]
+    if target.latency_source != "local":
         return [f"compact/{target.channel_multiple}"]
     multiple = target.channel_multiple if target.channel_multiple > 1 else RULE_MULTIPLE.get(fmt, 1)
     return [f"compact/{multiple}", "masked"]
@@ -101,7 +102,7 @@ def why_untimed(name: str, target: Target, fmt: str) -> str:
     if name == "masked":
         return "compaction turned off (--no-compact)"
     if fmt in UNTIMED:
-        return "the C generator drops unread channels itself and times its own loop forms"
+        return "the C generator drops unread channels itself; its loop forms follow a rule (docs/codegen.md)"
     return f"not timed: {target.name}'s device is not this machine ({target.latency_source})"
 
 
