@@ -72,6 +72,7 @@ def run_demo(out: Path, preset: Preset, data: DataChoice = DataChoice("mnist5k")
              seed: int = 0, calibration_samples: int = 60, on_stage: Callable[[str], None] = log.info
              ) -> dict[str, Any]:
     """Run every stage into ``out``; returns the summary (also written to ``out/summary.json``)."""
+    from dass_edge.export.table import time_rows
     from dass_edge.report.build import write_report
     from dass_edge.report.points import load_results
     from dass_edge.targets import load_targets
@@ -81,8 +82,9 @@ def run_demo(out: Path, preset: Preset, data: DataChoice = DataChoice("mnist5k")
     run.results.unlink(missing_ok=True)
     targets = load_targets()
     checkpoints = _train(run, preset, data, sparsity, seed)
-    manifests = _export(run, checkpoints, targets)
+    manifests, table = _export(run, checkpoints, targets)
     _measure(run, checkpoints, manifests, targets)
+    table = run.attempt("export", "timing the export table", lambda: time_rows(table, list(targets.values())))
     predicted = _predict(run, checkpoints, targets, calibration_samples, seed)
     report = run.attempt("report", "Pareto fronts", lambda: write_report(load_results([run.results]), out / "report"))
     summary = {
@@ -90,8 +92,10 @@ def run_demo(out: Path, preset: Preset, data: DataChoice = DataChoice("mnist5k")
         "preset": preset.name,
         "sparsity": sparsity,
         "models": [_model_row(label, path, run.results) for label, path in checkpoints.items()],
-        "exports": [{"model": label, "target": name, "format": m.format, "max_abs_diff": m.max_abs_diff,
-                     "compacted": m.compacted} for label, by_target in manifests.items() for name, m in by_target.items()],
+        "exports": [{"model": label, "target": m.target, "precision": m.precision, "format": m.format,
+                     "max_abs_diff": m.max_abs_diff, "compacted": m.compacted}
+                    for label, by_folder in manifests.items() for m in by_folder.values()],
+        "export_table": [row.to_dict() for row in table or []],
         "predicted_devices": predicted,
         "skipped_devices": sorted(t.name for t in targets.values()
                                   if t.latency_source == "predicted" and t.name not in predicted),
@@ -115,24 +119,40 @@ def _train(run: _Run, preset: Preset, data: DataChoice, sparsity: float, seed: i
     return checkpoints
 
 
-def _export(run: _Run, checkpoints: dict[str, Path], targets: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every model to every target; label -> target -> manifest of the exports that passed."""
+def _precisions(target: Any, table: bool) -> tuple[str, ...]:
+    """Every precision of the target for the network whose table the demo prints; for the others int8 only
+    where it is timed here (their int8 points in the report), their default precision elsewhere."""
+    return target.precisions if table or target.latency_source == "local" else (target.precision,)
+
+
+def _export(run: _Run, checkpoints: dict[str, Path], targets: dict[str, Any]
+            ) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+    """Every model to every target; label -> export folder name -> manifest of the exports that passed,
+    and the export table of the first model (DASS): a row per file, refusals included."""
     from dass_edge.export.conversions import ConversionCache
-    from dass_edge.export.pipeline import admit, export_checkpoint
+    from dass_edge.export.pipeline import admit, export_checkpoint, export_folder
+    from dass_edge.export.table import Row, rows_of
 
     manifests: dict[str, dict[str, Any]] = {}
-    for label, path in checkpoints.items():
+    table: list[Row] = []
+    for i, (label, path) in enumerate(checkpoints.items()):
         health = run.attempt("export", f"{label} -> every target", lambda: admit(path, allow_dead=False))
         if health is None:
             continue  # one refusal for a dead network, not one per target
         conversions = ConversionCache()  # one checkpoint's: its files are not needed after its targets
         for target in targets.values():
-            manifest = run.attempt("export", f"{label} -> {target.name}",
-                                   lambda: export_checkpoint(path, target, run.out / "exported",
-                                                             conversions=conversions, health=health))
-            if manifest is not None:
-                manifests.setdefault(label, {})[target.name] = manifest
-    return manifests
+            for precision in _precisions(target, table=i == 0):
+                folder = export_folder(Path(), label, target, precision).name
+                manifest = run.attempt("export", f"{label} -> {folder}",
+                                       lambda: export_checkpoint(path, target, run.out / "exported",
+                                                                 precision=precision, conversions=conversions,
+                                                                 health=health))
+                if manifest is not None:
+                    manifests.setdefault(label, {})[folder] = manifest
+                if i == 0:
+                    table += rows_of(manifest.to_dict()) if manifest is not None else [
+                        Row(target.name, target.format, precision, f"refused: {run.failures[-1]['error']}")]
+    return manifests, table
 
 
 def _measure(run: _Run, checkpoints: dict[str, Path], manifests: dict[str, dict[str, Any]],
@@ -140,15 +160,18 @@ def _measure(run: _Run, checkpoints: dict[str, Path], manifests: dict[str, dict[
     from dass_edge import runtimes
     from dass_edge.bench.measure import Settings
     from dass_edge.bench.service import BenchRequest, run_bench
+    from dass_edge.report.points import file_accuracy
 
     settings = Settings(warmup=10, runs=50, min_seconds=0.5)
     for label, path in checkpoints.items():
         accuracy = ckpt_io.load(path).test_accuracy
-        for target, model_file in _local_files(manifests.get(label, {}), targets):
+        for target, model_file, manifest in _local_files(manifests.get(label, {}), targets):
             runtime = runtimes.runtime_for(model_file)
             request = BenchRequest(model=model_file, device=target, settings=settings)
+            own = file_accuracy(manifest.to_dict(), model_file)  # an int8 file's, not PyTorch's
             run.record(run.attempt("measure", f"{label} on {target} with {runtime}", lambda: run_bench(request)),
-                       label=label, device=f"{target}/{runtime}", test_accuracy=accuracy)
+                       label=label, device=f"{target}/{runtime}", test_accuracy=accuracy if own is None else own,
+                       precision=manifest.precision)
 
 
 def _predict(run: _Run, checkpoints: dict[str, Path], targets: dict[str, Any], samples: int, seed: int
@@ -171,19 +194,20 @@ def _predict(run: _Run, checkpoints: dict[str, Path], targets: dict[str, Any], s
     return devices
 
 
-def _local_files(manifests: dict[str, Any], targets: dict[str, Any]) -> list[tuple[str, Path]]:
-    """(target, model file) for every exported file this machine can time: one per runtime of each local
-    target (intel-cpu: ONNX, OpenVINO IR, TFLite); CUDA targets only where torch sees a GPU."""
+def _local_files(manifests: dict[str, Any], targets: dict[str, Any]) -> list[tuple[str, Path, Any]]:
+    """(target, model file, its manifest) for every exported file this machine can time: one per runtime of
+    each local target (intel-cpu: ONNX, OpenVINO IR, TFLite, C) at each precision; CUDA targets only where
+    torch sees a GPU."""
     import torch
 
-    pairs = []
-    for name, manifest in manifests.items():
-        target = targets[name]
+    found = []
+    for manifest in manifests.values():
+        target = targets[manifest.target]
         if target.latency_source != "local" or (target.runtime_device == "cuda" and not torch.cuda.is_available()):
             continue
         folder = Path(manifest.path)
-        pairs += [(name, folder / f) for f in manifest.files if Path(f).suffix in MODEL_SUFFIXES]
-    return pairs
+        found += [(target.name, folder / f, manifest) for f in manifest.files if Path(f).suffix in MODEL_SUFFIXES]
+    return found
 
 
 def _model_row(label: str, path: Path, results: Path) -> dict[str, Any]:
@@ -192,7 +216,7 @@ def _model_row(label: str, path: Path, results: Path) -> dict[str, Any]:
     if results.is_file():
         for line in results.read_text().splitlines():
             entry = json.loads(line)
-            if entry.get("label") == label:
+            if entry.get("label") == label and entry.get("precision") != "int8":  # int8: the export table
                 latencies[entry["device"]] = entry.get("median_ms")
     return {"label": label, "arch": summary["arch"], "variant": summary["variant"],
             "test_accuracy": summary["test_accuracy"], "params": summary["params"],

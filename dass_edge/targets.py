@@ -23,7 +23,7 @@ DEFAULT_DIR = Path(__file__).resolve().parent.parent / "targets"
 # Allowed values per field; the runtimes a format can run in (the first is its default runtime).
 CHOICES: dict[str, tuple[str, ...]] = {
     "format": ("onnx", "openvino", "tflite", "torch", "c"),
-    "precision": ("fp32", "fp16"),
+    "precision": ("fp32", "fp16", "int8"),
     "input_layout": ("NCHW", "NHWC"),
     "runtime": ("onnxruntime", "openvino", "litert", "tflite-runtime", "torch", "c"),
     "latency_source": ("local", "ssh", "predicted"),
@@ -54,6 +54,10 @@ class Target:
     parity is checked in it. Without the field, each format's runtime on the host. ``c_compiler`` and
     ``c_flags`` build the C export (dass_edge.codegen): the host's gcc or the board's Debian cross compiler,
     and the flags that pick its CPU (``-mcpu``/``-mfpu``/``-march``), recorded so a build can be repeated.
+    ``extra_precisions`` are the other precisions the device runs (``--precision``). An fp16 or int8 file
+    passes on what it predicts, not on its logits: at most ``max_accuracy_drop`` (a fraction: 0.03 is three
+    points) below PyTorch's test accuracy and at least ``min_agreement`` of PyTorch's top-1 answers
+    (docs/precision.md says why these defaults).
     """
 
     name: str
@@ -74,6 +78,13 @@ class Target:
     loads_in: tuple[tuple[str, str], ...] = ()
     c_compiler: str = "gcc"
     c_flags: tuple[str, ...] = ()
+    extra_precisions: tuple[str, ...] = ()
+    max_accuracy_drop: float = 0.03
+    min_agreement: float = 0.85
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        return (self.precision, *self.extra_precisions)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
@@ -90,7 +101,8 @@ FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "device": str, "format": str, "precision": str, "input_layout": str, "runtime": str,
     "runtime_device": str, "latency_source": str, "atol": (int, float), "predictor": str, "opset": int,
     "ir_version": int, "channel_multiple": int, "extra_formats": list, "notes": str,
-    "loads_in": dict, "c_compiler": str, "c_flags": list,
+    "loads_in": dict, "c_compiler": str, "c_flags": list, "extra_precisions": list,
+    "max_accuracy_drop": (int, float), "min_agreement": (int, float),
 }
 REQUIRED = tuple(f.name for f in fields(Target) if f.default is MISSING)
 
@@ -121,6 +133,13 @@ def _check(source: Path, raw: dict[str, Any]) -> Target:
         raise bad("predictor", "is missing (latency_source is 'predicted')")
     if not raw["atol"] > 0:
         raise bad("atol", "must be positive")
+    for extra in raw.get("extra_precisions", []):
+        if extra not in CHOICES["precision"] or extra == raw["precision"]:
+            raise bad("extra_precisions", f"has {extra!r}; expected other precisions of "
+                      f"{', '.join(CHOICES['precision'])}")
+    for key in ("max_accuracy_drop", "min_agreement"):
+        if not 0 <= raw.get(key, 0) <= 1:
+            raise bad(key, "must be a fraction between 0 and 1")
     if raw.get("channel_multiple", 1) < 1:
         raise bad("channel_multiple", "must be at least 1")
     _check_loads_in(raw, bad)
@@ -128,7 +147,9 @@ def _check(source: Path, raw: dict[str, Any]) -> Target:
     if raw["name"] != source.stem:
         raise bad("name", f"is {raw['name']!r} but the file is named {source.name}")
     return Target(**{**raw, "atol": float(raw["atol"]), "extra_formats": tuple(raw.get("extra_formats", ())),
-                     "loads_in": tuple(raw.get("loads_in", {}).items()), "c_flags": tuple(raw.get("c_flags", ()))})
+                     "loads_in": tuple(raw.get("loads_in", {}).items()), "c_flags": tuple(raw.get("c_flags", ())),
+                     "extra_precisions": tuple(raw.get("extra_precisions", ())),
+                     **{k: float(raw[k]) for k in ("max_accuracy_drop", "min_agreement") if k in raw}})
 
 
 def _check_c_build(raw: dict[str, Any], bad: Callable[[str, str], InputError]) -> None:

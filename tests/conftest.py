@@ -68,6 +68,21 @@ def trained_checkpoint(tmp_path_factory, smoke_search):
     return make
 
 
+@pytest.fixture(scope="session")
+def learned_checkpoint(tmp_path_factory) -> Path:
+    """A network that has learned (sparse ResNet-18 at 90%, about 95% on 256 test digits, 15 s of training):
+    tests that judge an export by its predictions need answers that are not chance."""
+    from dass_edge.search.presets import StepConfig
+
+    preset = replace(PRESETS["smoke"], name="learned", pretrain=StepConfig(2, 0.05, batch_size=32),
+                         prune=StepConfig(1, 0.05, batch_size=32, ramp=0.7),
+                         finetune=StepConfig(2, 0.05, batch_size=32), train_samples=2000, test_samples=256,
+                         image_size=16)
+    path = run_train("resnet-18", DataChoice("mnist5k"), preset, 0.9, tmp_path_factory.mktemp("learned"))
+    assert checkpoint.load(path).test_accuracy > 0.8
+    return path
+
+
 def recalibrated(model: nn.Module, input_shape: tuple[int, ...]) -> nn.Module:
     """The same weights and masks with BatchNorm statistics re-estimated on random data, in eval mode.
 

@@ -68,7 +68,7 @@ def test_export_all_prints_a_status_table_and_fails_if_one_target_fails(ckpt, tm
     result = invoke("export", ckpt, "--target", "all", "--out", tmp_path / "out", env={TARGETS_ENV: str(targets)})
     assert result.exit_code == 4  # the failure's own code: parity (README)
     assert "cuda-gpu" in result.stdout and "ok" in result.stdout and "differs from PyTorch" in result.stdout
-    assert result.stderr.strip() == "error: 1 of 2 targets failed"
+    assert result.stderr.strip() == "error: 1 of 2 exports failed"
     assert [p.name for p in (tmp_path / "out" / ckpt.stem).iterdir()] == ["cuda-gpu"]
 
 

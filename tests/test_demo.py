@@ -40,7 +40,8 @@ def test_demo_smoke_end_to_end(tmp_path):
         refusals = [f for f in summary["failures"] if f["what"].startswith(f"{row['label']} -> ")]
         if row["input_dependent"]:
             assert measured and all(ms > 0 for ms in measured.values()), row
-            assert not refusals, refusals
+            # smoke networks answer near chance, so an int8 file may be refused on its predictions; nothing else
+            assert all(f["what"].endswith("-int8") and "predicts differently" in f["error"] for f in refusals), refusals
         else:  # a dead network is reported, never exported or timed
             assert not measured and refusals
             assert all("does not depend on its input" in f["error"] for f in refusals)
@@ -50,6 +51,14 @@ def test_demo_smoke_end_to_end(tmp_path):
     exported = {(e["model"], e["target"]) for e in summary["exports"]}
     assert {m for m, _ in exported} == alive
     assert not [f for f in summary["failures"] if f["stage"] != "export"], summary["failures"]
+    if "dass-custom" in alive:  # its table: every target, format and precision, refusals as rows
+        table = {(r["target"], r["format"], r["precision"]): r for r in summary["export_table"]}
+        assert {k for k in table if k[2] == "fp32"} == {("intel-cpu", f, "fp32") for f in ("onnx", "openvino", "tflite", "c")} | {
+            ("cortex-a7", f, "fp32") for f in ("tflite", "c")}
+        assert {(t, p) for t, _, p in table} == {(t, p) for t in ("intel-cpu", "cortex-a7") for p in ("fp32", "int8")}
+        for (target, _, _), r in table.items():
+            assert r["status"] == "ok" or r["status"].startswith("refused: ")
+            assert (r["latency_ms"] is not None) == (target == "intel-cpu" and r["status"] == "ok")
     for name in ("report.html", "grid.png", "grid.svg"):
         assert (out / "report" / name).stat().st_size > 0
     assert "[demo] report" in result.stderr

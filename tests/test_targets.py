@@ -96,11 +96,21 @@ def test_unknown_target_lists_known_ones():
     (lambda t: t + 'loads_in = { onnxruntime = "newest" }\n', "loads_in"),
     (lambda t: t + 'loads_in = { onnxruntime = 1.1 }\n', "loads_in"),
     (lambda t: t + 'extra_formats = ["openvino"]\nloads_in = { onnxruntime = "1.10.0" }\n', "loads_in"),
+    (lambda t: t + 'extra_precisions = ["int4"]\n', "extra_precisions"),
+    (lambda t: t + 'extra_precisions = ["fp32"]\n', "extra_precisions"),
+    (lambda t: t + "max_accuracy_drop = 3\n", "max_accuracy_drop"),
+    (lambda t: t + 'min_agreement = "most"\n', "min_agreement"),
 ])
 def test_bad_fields_name_file_and_field(tmp_path, edit, field):
     path = write(tmp_path, edit(GOOD))
     with pytest.raises(InputError, match=rf"{path}.*'{field}'"):
         load_targets(tmp_path)
+
+
+def test_extra_precisions_and_the_prediction_thresholds_load(tmp_path):
+    target = load_targets(write(tmp_path, GOOD + 'extra_precisions = ["int8", "fp16"]\nmin_agreement = 0.99\n').parent)["board"]
+    assert target.precisions == ("fp32", "int8", "fp16")
+    assert (target.max_accuracy_drop, target.min_agreement) == (0.03, 0.99)
 
 
 def test_broken_toml_and_missing_folder(tmp_path):

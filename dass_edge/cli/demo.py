@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from dass_edge.cli.options import Data, DataDir, JsonFlag, OutDir, Seed, Sparsity, emit
+from dass_edge.cli.export import print_table
+from dass_edge.cli.options import Data, DataDir, JsonFlag, OutDir, Seed, Sparsity, emit, table_console
 
 
 def _print(summary: dict[str, Any]) -> None:
-    console = Console()
+    console = table_console()
     devices = sorted({d for row in summary["models"] for d in row["latency_ms"]})
     table = Table("model", "accuracy", "non-zero / weights", "alive", *[f"{d} ms" for d in devices],
                   title=f"DASS demo at {summary['sparsity']:.1%} sparsity ({summary['preset']} preset)")
@@ -31,6 +31,9 @@ def _print(summary: dict[str, Any]) -> None:
     if summary["skipped_devices"]:
         console.print(f"not predicted (no nn-Meter predictor installed): {', '.join(summary['skipped_devices'])}; "
                       "see `dass-edge predictors --help`")
+    if summary["export_table"]:
+        console.print(f"[bold]{summary['models'][0]['label']}[/], every target and precision:")
+        print_table(summary["export_table"])
     for failure in summary["failures"]:
         console.print(f"[yellow]{failure['stage']} {failure['what']}: {failure['error']}[/]")
     if summary["report"]:

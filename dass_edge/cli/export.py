@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dass_edge.cli.options import AllowDead, JsonFlag, OutDir, emit
-from dass_edge.errors import DassEdgeError
-from dass_edge.targets import get_target, load_targets
+from dass_edge.cli.options import AllowDead, JsonFlag, OutDir, emit, table_console
+from dass_edge.errors import InputError
+from dass_edge.targets import CHOICES, get_target, load_targets
 
 TargetName = Annotated[str, typer.Option("--target", "-t", help="A target name (see `dass-edge targets`) or "
                                          "'all'.")]
@@ -35,38 +35,40 @@ def _validation(manifest: dict[str, Any]) -> str:
     return f"{manifest['validation']}: {ran}"
 
 
-def _print_status(rows: list[dict[str, Any]]) -> None:
-    table = Table("target", "format", "size", "max diff", "status")
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """The export table, a row per file; each refusal's reason on its own line below it (a table cell
+    would cut it at a terminal's width)."""
+    console = table_console()
+    table = Table("target", "format", "precision", "status", "size", "non-zero w.", "test acc.", "agreement",
+                  "latency")
+    refused = []
     for row in rows:
-        ok = "error" not in row
-        table.add_row(row["target"], row.get("format", ""),
-                      f"{sum(row['size_bytes'].values()) / 1024:.1f} KiB" if ok else "",
-                      f"{row['max_abs_diff']:.2g}" if ok else "",
-                      ("[yellow]dead[/]" if row["dead"] else "[green]ok[/]" if row["validation"] == "pass"
-                       else f"[yellow]{row['validation']}[/]") if ok else f"[red]{row['error']}[/]")
-    Console().print(table)
-
-
-def _export_all(checkpoint: Path, out: Path, compact: bool, allow_dead: bool) -> list[dict[str, Any]]:
-    from dass_edge.export.conversions import ConversionCache
-    from dass_edge.export.pipeline import admit, export_checkpoint
-
-    rows, conversions = [], ConversionCache()
-    health = admit(checkpoint, allow_dead)  # a dead network: one error, not a table of them
-    for target in load_targets().values():
-        try:
-            rows.append(export_checkpoint(checkpoint, target, out, compact=compact, allow_dead=allow_dead,
-                                          conversions=conversions, health=health).to_dict())
-        except DassEdgeError as exc:
-            rows.append({"target": target.name, "format": target.format, "error": str(exc),
-                         "exit_code": exc.exit_code})
-    return rows
+        status, _, why = row["status"].partition(": ")
+        style = "green" if status == "ok" else "red" if status == "refused" else "yellow"
+        if why:
+            refused.append(f"{row['target']} {row['format']} {row['precision']}: {why}")
+        table.add_row(row["target"], row["format"], row["precision"], f"[{style}]{status}[/]",
+                      "" if row["size_bytes"] is None else f"{row['size_bytes'] / 1024:.1f} KiB",
+                      "" if row["nonzero_weights"] is None else f"{row['nonzero_weights']:,}",
+                      _pct(row["test_accuracy"]), _pct(row["agreement"]),
+                      "" if row["latency_ms"] is None else f"{row['latency_ms']:.3f} ms")
+    console.print(table)
+    for line in refused:
+        console.print(f"[red]refused[/] {line}", soft_wrap=True)
 
 
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A fine-tuned checkpoint (dass-edge train).")],
     target: TargetName,
     out: OutDir = Path("exported"),
+    precision: Annotated[str | None, typer.Option("--precision", "-p", help="fp32, fp16 or int8 (one of the "
+                                                  "target's precisions; default: its first), or 'all' of them. "
+                                                  "int8 is calibrated on 300 of the checkpoint's training "
+                                                  "images.")] = None,
     compact: Annotated[bool, typer.Option("--compact/--no-compact", help="Remove pruned channels exactly before "
                                           "exporting (default), rounding kept counts up to the target's "
                                           "channel_multiple; --no-compact exports the masked network densely.")] = True,
@@ -75,25 +77,33 @@ def export(
 ) -> None:
     """Export a checkpoint for a device target into OUT/<model>/<target>/ and check it against PyTorch.
 
-    The exported file is compared with the masked PyTorch model on random inputs and real test images; a
-    difference above the target's atol fails the export and leaves nothing behind. A network whose output
-    does not depend on its input is refused (exit 7) before anything is written, unless --allow-dead. With
-    'all', the exit code is the failed targets' own when they agree (4: parity), else 1."""
+    Each file is compared with the masked PyTorch model on random inputs and real test images, and run on
+    the checkpoint's test split: an fp32 file must match the logits within the target's atol, an fp16 or
+    int8 file its accuracy (max_accuracy_drop, min_agreement); a failure leaves nothing behind. Another
+    precision than the target's first goes to OUT/<model>/<target>-<precision>/. With 'all' targets or
+    'all' precisions, a table ends the run (target, format, precision, status, size, non-zero weights, test
+    accuracy, agreement, latency here) and the exit code is the failures' own when they agree (4: parity),
+    else 1. A network whose output does not depend on its input is refused (exit 7) unless --allow-dead."""
     from dass_edge.export.pipeline import export_checkpoint  # torch and converters: not for `--help`
+    from dass_edge.export.table import ALL, export_all
     from dass_edge.outputs import output_folder
 
-    chosen = None if target == "all" else get_target(target)
+    if precision not in (None, ALL, *CHOICES["precision"]):
+        raise InputError(f"--precision {precision!r}: expected one of {', '.join(CHOICES['precision'])} or 'all'")
+    chosen = list(load_targets().values()) if target == ALL else [get_target(target)]
     with output_folder(out):
-        if chosen is not None:
-            emit(export_checkpoint(checkpoint, chosen, out, compact=compact, allow_dead=allow_dead).to_dict(),
-                 as_json, _print_manifest)
+        if target != ALL and precision != ALL:
+            emit(export_checkpoint(checkpoint, chosen[0], out, compact=compact, allow_dead=allow_dead,
+                                   precision=precision).to_dict(), as_json, _print_manifest)
             return
-        rows = _export_all(checkpoint, out, compact, allow_dead)
-    emit(rows, as_json, _print_status)
-    failed = [row for row in rows if "error" in row]
-    if failed:
-        codes = {row["exit_code"] for row in failed}
-        typer.echo(f"error: {len(failed)} of {len(rows)} targets failed", err=True)
+        rows = [row.to_dict() for row in export_all(checkpoint, out, chosen, precision, compact=compact,
+                                                       allow_dead=allow_dead)]
+    emit(rows, as_json, print_table)
+    codes = {row["exit_code"] for row in rows if row["exit_code"]}
+    if codes:
+        exports = {(row["target"], row["precision"]) for row in rows}
+        failed = sum(1 for row in rows if row["exit_code"])
+        typer.echo(f"error: {failed} of {len(exports)} exports failed", err=True)
         raise typer.Exit(codes.pop() if len(codes) == 1 else 1)
 
 

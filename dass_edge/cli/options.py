@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
@@ -42,6 +43,13 @@ Device = Annotated[str, typer.Option("--device", help="Where to train: cuda, cpu
                                      "GPU). Under torchrun each process takes the GPU of its LOCAL_RANK.")]
 Amp = Annotated[bool, typer.Option("--amp", help="Mixed precision (fp16 with loss scaling on CUDA, bf16 on CPU); "
                                    "off by default.")]
+
+
+def table_console() -> Console:
+    """Where tables print: the terminal's width, or 140 columns into a pipe or a log file, where rich would
+    otherwise cut a wide table to 80 and its cells to a few letters."""
+    console = Console()
+    return console if console.is_terminal else Console(width=140)
 
 
 def emit(result: Any, as_json: bool, human: Callable[[Any], None]) -> None:

@@ -16,7 +16,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     table = Table("target", "format", "precision", "runtime", "device", "latency")
     for row in rows:
         latency = f"predicted ({row['predictor']})" if row["latency_source"] == "predicted" else row["latency_source"]
-        table.add_row(row["name"], "+".join([row["format"], *row["extra_formats"]]), row["precision"],
+        table.add_row(row["name"], "+".join([row["format"], *row["extra_formats"]]),
+                      "+".join([row["precision"], *row["extra_precisions"]]),
                       row["runtime"], row["runtime_device"], latency)
     Console().print(table)
 

@@ -6,6 +6,7 @@ Stages, one module each, in pipeline order (generate.py runs them):
 - ``lower``: torch.fx graph -> IR (ir.py): tensors and one node per op, constants evaluated once;
 - ``passes``: free functions that fuse ReLUs, residual adds and constants into convolutions and drop the
   channels nobody reads;
+- ``quantise``: for an int8 target, int8 weights with one float scale per output channel (float sums);
 - ``storage`` + ``memory``: concatenations and slices as views, in-place reuse, and a first-fit plan of one
   static arena (``plan_check`` replays a plan independently);
 - ``forms``: the loop form of each convolution, measured on this machine (or by a rule for a board);

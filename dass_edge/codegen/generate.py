@@ -1,5 +1,6 @@
-"""The generator's stages in order: lower (fx -> IR) -> optimise (passes) -> lay out (views, in place,
-arena plan) -> choose each conv's loop form -> write C. ``generate`` runs them; ``save`` writes the files."""
+"""The generator's stages in order: lower (fx -> IR) -> optimise (passes) -> quantise (int8 weights, if
+asked) -> lay out (views, in place, arena plan) -> choose each conv's loop form -> write C. ``generate``
+runs them; ``save`` writes the files."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dass_edge.codegen.build import Toolchain
 from dass_edge.codegen.ir import Conv, Graph
 from dass_edge.codegen.lower import lower
 from dass_edge.codegen.passes import optimise
+from dass_edge.codegen.quantise import quantise
 from dass_edge.codegen.storage import Layout, lay_out
 from dass_edge.codegen.writer import Source, write
 
@@ -46,11 +48,13 @@ class Generated:
 
 
 def generate(model: nn.Module, input_shape: tuple[int, ...], how: str = forms.MEASURE,
-             toolchain: Toolchain | None = None) -> Generated:
+             toolchain: Toolchain | None = None, precision: str = "fp32") -> Generated:
     """C for ``model`` (a compact GraphModule or a baked model) at batch 1. ``how`` chooses the conv loop
     forms: "measure" (time every form here, with ``toolchain``'s flags when it builds for this machine),
-    "rule", or one form name for every layer."""
+    "rule", or one form name for every layer. ``precision``: the weights' type, "fp32" or "int8" (one
+    float scale per output channel, quantise.py)."""
     graph = optimise(lower(model, input_shape))
+    quantise(graph, precision)
     timings = forms.assign(graph, how, toolchain)
     layout = lay_out(graph, forms.workspaces(graph))
     source = write(graph, layout)

@@ -45,10 +45,13 @@ class Node:
 @dataclass(eq=False, kw_only=True)
 class Conv(Node):
     """Conv2d or Linear (a 1x1 conv on a (C, 1, 1) tensor). ``inputs`` is [x] or [x, residual]: with a
-    residual the op computes ``clamp(conv(in_clamp(x)) + bias + residual)`` (an Add fused into the conv)."""
+    residual the op computes ``clamp(conv(in_clamp(x)) + bias + residual)`` (an Add fused into the conv).
+    With int8 weights (quantise.py) ``weight`` holds the integers q and ``scale`` each output channel's
+    scale: the op computes ``clamp(scale * conv(in_clamp(x), q) + bias + residual)``."""
 
     weight: np.ndarray  # (out, in / groups, kh, kw) float32, zeros included
     bias: np.ndarray  # (out,) float32
+    scale: np.ndarray | None = None  # (out,) float32 for int8 weights, None for fp32
     stride: Pair = (1, 1)
     padding: Pair = (0, 0)
     dilation: Pair = (1, 1)

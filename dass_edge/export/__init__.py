@@ -8,6 +8,7 @@ exporter's file is then checked, op by op, against what the target's board runti
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from dass_edge.export.conversions import ConversionCache
+    from dass_edge.export.quantize import Calibration
     from dass_edge.targets import Target
 
 
@@ -42,18 +44,31 @@ EXPORTERS: dict[str, str] = {
 }
 
 
-def get_exporter(fmt: str, conversions: ConversionCache | None = None) -> Exporter:
+# format -> the precisions its exporter writes (int8: post-training quantization, dass_edge.export.quantize).
+PRECISIONS: dict[str, tuple[str, ...]] = {
+    "onnx": ("fp32", "int8"),
+    "openvino": ("fp32", "fp16", "int8"),
+    "tflite": ("fp32", "fp16", "int8"),
+    "torch": ("fp32",),
+    "c": ("fp32", "int8"),
+}
+
+
+def get_exporter(fmt: str, conversions: ConversionCache | None = None,
+                 calibration: Calibration | None = None) -> Exporter:
     """The exporter of ``fmt``, followed by the check that its file holds only ops the target's runtime
     versions know (UnknownOpError naming the first that is not). With ``conversions``, a conversion already
-    made in this run is copied instead of repeated (dass_edge.export.conversions)."""
+    made in this run is copied instead of repeated (dass_edge.export.conversions). An int8 export is
+    calibrated on ``calibration``'s images, which then also key the conversion."""
     module, function = EXPORTERS[fmt].split(":")
-    export = getattr(importlib.import_module(f"dass_edge.export.{module}"), function)
+    raw = getattr(importlib.import_module(f"dass_edge.export.{module}"), function)
 
     def checked(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path) -> Artifact:
         from dass_edge.export.known_ops import check_loadable
 
+        export = functools.partial(raw, calibration=calibration) if target.precision == "int8" else raw
         artifact = (export(model, input_shape, target, out, work) if conversions is None
-                    else conversions.convert(export, model, input_shape, target, out, work))
+                    else conversions.convert(export, model, input_shape, target, out, work, calibration))
         check_loadable(fmt, artifact.model_file, target)
         return artifact
 

@@ -7,6 +7,11 @@ the rule in dass_edge.codegen.forms: timing every form at export time cost 33 s 
 for a 2-6% faster library (benchmarks/sparse_codegen.py measures both), and timing here says nothing about a
 Cortex-A7. For the host the runtime loads ``model.so``; for a board (a cross compiler) the file a runtime
 runs is the program, under qemu-user on this machine.
+
+An int8 target gets int8 weights with one float scale per output channel (dass_edge.codegen.quantise),
+activations and sums staying float: weights only, so it needs no calibration images (``get_exporter``
+passes them to every int8 exporter; this one ignores them). The source's header, ``build.json`` and the
+Artifact's ``tools`` say so.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
@@ -23,9 +29,13 @@ from dass_edge import runtimes
 from dass_edge.codegen import forms
 from dass_edge.codegen.build import BENCH_MAIN, Build, Toolchain, build, emulator, run_program
 from dass_edge.codegen.generate import Generated, generate, save
+from dass_edge.codegen.quantise import PRECISIONS, WEIGHTS, precision_of
 from dass_edge.errors import InputError
 from dass_edge.export import Artifact
 from dass_edge.targets import Target
+
+if TYPE_CHECKING:
+    from dass_edge.export.quantize import Calibration
 
 
 def toolchain_of(target: Target) -> Toolchain:
@@ -38,12 +48,14 @@ def file_names(toolchain: Toolchain) -> tuple[str, str]:
     return f"model{suffix}.so", f"model-bench{suffix}"
 
 
-def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path) -> Artifact:
-    if target.precision != "fp32":
-        raise InputError(f"target {target.name}: the C exporter writes fp32 only, not {target.precision}")
+def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path,
+           calibration: Calibration | None = None) -> Artifact:
+    if target.precision not in PRECISIONS:
+        raise InputError(f"target {target.name}: the C exporter writes {' or '.join(PRECISIONS)}, "
+                         f"not {target.precision}")
     toolchain = toolchain_of(target)
     toolchain.executable()  # a missing compiler fails here, before minutes of tuning
-    generated = generate(model, input_shape, forms.RULE, toolchain)
+    generated = generate(model, input_shape, forms.RULE, toolchain, target.precision)
     save(generated, out)
     shutil.copyfile(BENCH_MAIN, out / BENCH_MAIN.name)
     library, program = file_names(toolchain)
@@ -55,7 +67,8 @@ def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: 
     files = tuple(out / name for name in ("model.c", "model.h", BENCH_MAIN.name, "Makefile", "build.json",
                                           library, program))
     main = built.library if toolchain.native else built.program
-    tools = {toolchain.compiler: built.version, "c_flags": " ".join(built.flags)}
+    tools = {toolchain.compiler: built.version, "c_flags": " ".join(built.flags),
+             "weights": WEIGHTS[precision_of(generated.graph)]}
     return Artifact("c", main, files, "NCHW", tools)
 
 
@@ -66,7 +79,8 @@ def build_record(generated: Generated, built: Build) -> dict:
             "compiler": built.compiler, "compiler_version": built.version, "flags": list(built.flags),
             "compile_seconds": round(built.seconds, 2), "version": generated.source.version,
             "arena_bytes": generated.arena_bytes, "layer_forms": generated.forms,
-            "nonzero_macs": generated.macs(), "dense_macs": generated.macs(nonzero_only=False)}
+            "nonzero_macs": generated.macs(), "dense_macs": generated.macs(nonzero_only=False),
+            "weights": WEIGHTS[precision_of(generated.graph)]}
 
 
 def makefile(toolchain: Toolchain, library: str, program: str) -> str:

@@ -90,6 +90,8 @@ def candidates(fmt: str, target: Target, compact: bool) -> list[str]:
     this machine's x86 kernels, which say nothing of a board's)."""
     if not compact:
         return ["masked"]
+    if target.precision == "int8":  # masked, its all-zero channels lose their biases (export/quantize.py)
+        return [f"compact/{max(target.channel_multiple, RULE_MULTIPLE.get(fmt, 1))}"]
     if fmt in UNTIMED:
         return ["compact/1"]
     if target.latency_source != "local":
@@ -101,6 +103,8 @@ def candidates(fmt: str, target: Target, compact: bool) -> list[str]:
 def why_untimed(name: str, target: Target, fmt: str) -> str:
     if name == "masked":
         return "compaction turned off (--no-compact)"
+    if target.precision == "int8" and fmt not in UNTIMED:
+        return "int8 quantizes the compact form: a masked network's pruned channels lose their biases (quantize.py)"
     if fmt in UNTIMED:
         return "the C generator drops unread channels itself; its loop forms follow a rule (docs/codegen.md)"
     return f"not timed: {target.name}'s device is not this machine ({target.latency_source})"
@@ -119,7 +123,7 @@ def choose(forms: list[Form], export: Export, shape: tuple[int, ...], target: Ta
         folder = work / f"form-{form.name}"
         (folder / ".work").mkdir(parents=True)
         made.append(export(form.model, shape, target, folder, folder / ".work"))
-    medians = _time_interleaved([runtimes.load(a.model_file, runtime, threads=1) for a in made])
+    medians = time_interleaved([runtimes.load(a.model_file, runtime, threads=1) for a in made])
     best = min(range(len(forms)), key=medians.__getitem__)
     record = {"chosen": forms[best].name, "how": f"measured here in {runtime}, 1 thread, {ROUNDS} interleaved "
               "rounds", "median_ms": {f.name: round(m, 5) for f, m in zip(forms, medians)}}
@@ -128,14 +132,14 @@ def choose(forms: list[Form], export: Export, shape: tuple[int, ...], target: Ta
     return _move(made[best], out), record
 
 
-def _time_interleaved(sessions: list[runtimes.Session]) -> list[float]:
+def time_interleaved(sessions: list[runtimes.Session], rounds: int = ROUNDS) -> list[float]:
     """Median ms of each session over rounds that visit every session in turn (the machine's drift then
     favours none); each session first gets its first call and a warm-up."""
     inputs = [runner.fixed_input(list(s.input_shape), np.float32) for s in sessions]
     samples: list[list[int]] = [[] for _ in sessions]
     for session, x in zip(sessions, inputs):
         runner.time_rounds(session._run, x, 5, 1, 0.0)
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for i, (session, x) in enumerate(zip(sessions, inputs)):
             samples[i] += runner.time_rounds(session._run, x, 1, RUNS, 0.0)["rounds_ns"][0]
     return [statistics.median(s) / 1e6 for s in samples]

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from dass_edge.export import Artifact
+    from dass_edge.export.quantize import Calibration
     from dass_edge.targets import Target
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,15 @@ READS: dict[str, tuple[str, ...]] = {
 }
 
 
-def conversion_key(model: nn.Module, input_shape: tuple[int, ...], target: Target) -> str:
+def conversion_key(model: nn.Module, input_shape: tuple[int, ...], target: Target,
+                   calibration: Calibration | None = None) -> str:
     """Equal exactly when two exports of ``model`` for these targets would write the same files."""
     settings = target.to_dict()
     read = READS.get(target.format, tuple(sorted(settings)))
     digest = hashlib.sha256(repr((target.format, [settings[name] for name in read], tuple(input_shape),
                                   str(model))).encode())
+    if calibration is not None and target.precision == "int8":
+        digest.update(calibration.images.tobytes())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -59,8 +63,8 @@ class ConversionCache:
     hits: int = 0
 
     def convert(self, export: RawExporter, model: nn.Module, input_shape: tuple[int, ...], target: Target,
-                out: Path, work: Path) -> Artifact:
-        key = conversion_key(model, input_shape, target)
+                out: Path, work: Path, calibration: Calibration | None = None) -> Artifact:
+        key = conversion_key(model, input_shape, target, calibration)
         if key in self._entries:
             self.hits += 1
             log.info("%s: %s file copied from the same conversion for an earlier target", target.name,

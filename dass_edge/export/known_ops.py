@@ -25,6 +25,7 @@ from dass_edge.runtimes import require
 from dass_edge.targets import HOST, Target
 
 DATA = Path(__file__).with_name("known_ops.json")
+TFLITE_WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")  # the TFLite ops that hold weights
 ONNX_DOMAINS = ("", "ai.onnx")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -19,6 +20,9 @@ from dass_edge.errors import InputError
 from dass_edge.export import Artifact
 from dass_edge.runtimes import require
 from dass_edge.targets import Target
+
+if TYPE_CHECKING:
+    from dass_edge.export.quantize import Calibration
 
 log = logging.getLogger(__name__)
 DYNAMO_MIN_OPSET = 18
@@ -52,9 +56,18 @@ def write_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path, opset
     return {"torch": torch.__version__, "onnx": onnx.__version__}
 
 
-def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path) -> Artifact:
-    if target.precision != "fp32":
-        raise InputError(f"target {target.name}: the ONNX exporter writes fp32 only, not {target.precision}")
+def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path,
+           calibration: Calibration | None = None) -> Artifact:
+    """fp32, or int8 as ONNX Runtime's QDQ quantization of the fp32 file (export/quantize.py)."""
+    if target.precision not in ("fp32", "int8"):
+        raise InputError(f"target {target.name}: the ONNX exporter writes fp32 or int8, not {target.precision}")
     path = out / "model.onnx"
-    tools = write_onnx(model, input_shape, path, target.opset, target.ir_version)
+    if target.precision == "int8":
+        from dass_edge.export.quantize import needed, onnx_qdq
+
+        source = work / "fp32.onnx"
+        tools = write_onnx(model, input_shape, source, target.opset, target.ir_version)
+        tools.update(onnx_qdq(source, path, needed(calibration), work))
+    else:
+        tools = write_onnx(model, input_shape, path, target.opset, target.ir_version)
     return Artifact("onnx", path, (path,), "NCHW", tools)

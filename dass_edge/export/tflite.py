@@ -1,5 +1,6 @@
-"""TFLite exporter: litert-torch converts the baked model straight to a .tflite (FP32), and for FP16 the
-AI Edge Quantizer stores conv and fully connected weights as float16 behind DEQUANTIZE ops.
+"""TFLite exporter: litert-torch converts the baked model straight to a .tflite (FP32); for FP16 the
+AI Edge Quantizer stores conv and fully connected weights as float16 behind DEQUANTIZE ops, for INT8 it
+quantizes the whole file to integers (export/quantize.py).
 
 Why litert-torch and not onnx2tf: onnx2tf loses track of the layout after some concats and then turns
 dilated depthwise convolutions (DASS's dil_conv) into grouped CONV_2D, which GPU delegates handle badly;
@@ -20,6 +21,7 @@ import copy
 from collections import Counter
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -28,11 +30,13 @@ from torch import nn
 from dass_edge import native_output
 from dass_edge.errors import DassEdgeError
 from dass_edge.export import Artifact
-from dass_edge.export.known_ops import tflite_op_counts
+from dass_edge.export.known_ops import TFLITE_WEIGHT_OPS, tflite_op_counts
 from dass_edge.runtimes import require
 from dass_edge.targets import Target
 
-WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+if TYPE_CHECKING:
+    from dass_edge.export.quantize import Calibration
+
 
 
 def op_types(path: Path) -> Counter[str]:
@@ -111,7 +115,7 @@ def _to_fp16(source: Path, path: Path) -> None:
     config = qtyping.OpQuantizationConfig(
         weight_tensor_config=qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT),
         compute_precision=qtyping.ComputePrecision.FLOAT, explicit_dequantize=True)
-    for op in WEIGHT_OPS:
+    for op in TFLITE_WEIGHT_OPS:
         quantizer.update_quantization_recipe(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op),
                                              algorithm_key=aeq.AlgorithmName.FLOAT_CASTING,
                                              op_config=config)
@@ -142,18 +146,25 @@ def inline_buffers(data: bytes) -> bytes:
     return bytes(builder.Output())
 
 
-def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path) -> Artifact:
+def export(model: nn.Module, input_shape: tuple[int, ...], target: Target, out: Path, work: Path,
+           calibration: Calibration | None = None) -> Artifact:
     path = out / "model.tflite"
+    tools = {"torch": torch.__version__, "litert-torch": metadata.version("litert-torch")}
     if target.precision == "fp16":
         _convert(model, input_shape, work / "fp32.tflite")
         _to_fp16(work / "fp32.tflite", path)
+        tools["ai-edge-quantizer"] = metadata.version("ai-edge-quantizer")
+    elif target.precision == "int8":
+        from dass_edge.export.quantize import needed, tflite_full_integer
+
+        _convert(model, input_shape, work / "fp32.tflite")
+        quantized, quantizer = tflite_full_integer(work / "fp32.tflite", needed(calibration))
+        path.write_bytes(inline_buffers(quantized))
+        tools.update(quantizer)
     else:
         _convert(model, input_shape, path)
     expected, found = depthwise_count(model), op_types(path)["DEPTHWISE_CONV_2D"]
     if found < expected:
         raise DassEdgeError(f"the TFLite file has {found} DEPTHWISE_CONV_2D ops for {expected} depthwise "
                             "convolutions; the converter turned some into other ops")
-    tools = {"torch": torch.__version__, "litert-torch": metadata.version("litert-torch")}
-    if target.precision == "fp16":
-        tools["ai-edge-quantizer"] = metadata.version("ai-edge-quantizer")
     return Artifact("tflite", path, (path,), "NCHW", tools)

@@ -17,6 +17,7 @@ from dass_edge.report.pareto import fronts_by_source
 from dass_edge.report.points import Point
 
 SYMBOLS = {"measured": "circle", "predicted": "triangle-up-open"}
+INT8_SYMBOLS = {"measured": "diamond", "predicted": "diamond-open"}  # an int8 file's point
 PANEL_HEIGHT_PX = 420
 DIV_ID = "pareto"
 
@@ -42,7 +43,7 @@ def hover_text(p: Point, on_front: bool) -> str:
         f"architecture {e(_or_unknown(d.arch))}, variant {e(_or_unknown(d.variant))}",
         f"sparsity {_or_unknown(d.sparsity, '{:.1%}')}, non-zero weights {_or_unknown(d.nonzero_params, '{:,}')}",
         f"MACs after compaction {_or_unknown(d.macs, '{:,}')}",
-        f"file size {_size(p)}",
+        f"file size {_size(p)}, precision {e(_or_unknown(d.precision))}",
         f"median {p.latency_ms:.4g} ms ({spread}p90 {_or_unknown(d.p90_ms, '{:.4g} ms')})",
         f"runtime {e(p.runtime or 'not recorded')} {e(d.runtime_version or '')}",
         f"latency {e(d.method)}",
@@ -69,15 +70,15 @@ def _traces(points: list[Point], colors: dict[str, str]) -> list[Any]:
         x=[p.latency_ms for p in line], y=[100 * p.accuracy for p in line], mode="lines", name=f"front ({source})",
         line={"shape": "hv", "color": "#555", "width": 1, "dash": "solid" if source == "measured" else "dash"},
         hoverinfo="skip") for source, line in fronts.items()]
-    groups: dict[tuple[str, str], list[Point]] = {}
+    groups: dict[tuple[str, str, bool], list[Point]] = {}
     for p in points:
-        groups.setdefault((p.label, p.source), []).append(p)
-    for (label, source), pts in groups.items():
+        groups.setdefault((p.label, p.source, p.details.precision == "int8"), []).append(p)
+    for (label, source, int8), pts in groups.items():
         bars = [style.spread(p) for p in pts]
         traces.append(go.Scatter(
             x=[p.latency_ms for p in pts], y=[100 * p.accuracy for p in pts], mode="markers",
-            name=f"{label} ({source}{', dead' if pts[0].details.dead else ''})",
-            marker={"symbol": SYMBOLS[source], "size": 10, "color": colors[label], "line": {"width": 1.5}},
+            name=f"{label} ({source}{', int8' if int8 else ''}{', dead' if pts[0].details.dead else ''})",
+            marker={"symbol": (INT8_SYMBOLS if int8 else SYMBOLS)[source], "size": 10, "color": colors[label], "line": {"width": 1.5}},
             error_x=None if None in bars else {"type": "data", "symmetric": False, "array": [b[1] for b in bars],
                                                "arrayminus": [b[0] for b in bars], "thickness": 1, "width": 3},
             hovertext=[hover_text(p, p in fronts[source]) for p in pts], hovertemplate="%{hovertext}<extra></extra>"))

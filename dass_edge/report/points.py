@@ -42,6 +42,7 @@ class Details:
     method: str = ""  # how the latency was obtained, in words
     dataset: str | None = None
     dead: bool = False  # the network's output ignores its input (timed only because it was allowed)
+    precision: str | None = None  # of the timed file (fp32, fp16, int8), from its export's manifest
     checkpoint: str | None = None
 
 
@@ -189,6 +190,7 @@ def _details(entry: dict[str, Any], model: Path | None, manifest: dict[str, Any]
         method=_method(entry),
         dataset=fact("data", str),
         dead=bool(entry.get("dead") or manifest.get("dead") or health.get("input_dependent") is False),
+        precision=_typed(str, manifest.get("precision")),
         checkpoint=str(checkpoint) if checkpoint is not None else None,
     )
 
@@ -201,6 +203,13 @@ def _skip_reason(entry: dict[str, Any]) -> str | None:
     return None
 
 
+def file_accuracy(manifest: dict[str, Any], model: Path | None) -> float | None:
+    """The test accuracy the export measured for this very file (an int8 file's own, not PyTorch's)."""
+    checks = _typed(list, manifest.get("checks")) or []
+    return next((c["test_accuracy"] for c in checks if isinstance(c, dict) and model is not None
+                 and c.get("file") == model.name and isinstance(c.get("test_accuracy"), (int, float))), None)
+
+
 def _point(entry: dict[str, Any], lookup: _Lookup) -> Point | None:
     """A bench/predict result -> Point; None (logged) when it lacks an accuracy everywhere."""
     model = lookup.path(entry.get("model"))
@@ -208,8 +217,9 @@ def _point(entry: dict[str, Any], lookup: _Lookup) -> Point | None:
     checkpoint = lookup.path(entry.get("checkpoint") or manifest.get("checkpoint")) or (
         model if model is not None and model.suffix in CHECKPOINT_SUFFIXES else None)
     facts = lookup.summary(checkpoint)
-    accuracy = next((a for a in (_number(entry, "test_accuracy"), _number(manifest, "test_accuracy"),
-                                 _number(facts, "test_accuracy")) if a is not None), None)
+    accuracy = next((a for a in (_number(entry, "test_accuracy"), file_accuracy(manifest, model),
+                                 _number(manifest, "test_accuracy"), _number(facts, "test_accuracy"))
+                     if a is not None), None)
     if accuracy is None:
         log.warning("skipping %s on %s: no test accuracy recorded", entry.get("model"), entry.get("device"))
         return None

@@ -21,6 +21,7 @@ PANEL_HEIGHT_IN = 2.4
 FONT = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
         "legend.fontsize": 7, "svg.fonttype": "none"}  # SVG text stays text: editable and searchable
 MARKERS = {"measured": "o", "predicted": "^"}
+INT8_MARKER = "D"  # an int8 file's point, filled or open as its source says
 
 
 def _draw(ax: Any, panel: str, points: list[Point], colors: dict[str, str]) -> None:
@@ -31,7 +32,7 @@ def _draw(ax: Any, panel: str, points: list[Point], colors: dict[str, str]) -> N
         bar = style.spread(p)
         color = colors[p.label]
         ax.errorbar(p.latency_ms, 100 * p.accuracy, xerr=None if bar is None else [[bar[0]], [bar[1]]],
-                    fmt=MARKERS[p.source], color=color, markersize=5, elinewidth=0.8, capsize=2,
+                    fmt=INT8_MARKER if p.details.precision == "int8" else MARKERS[p.source], color=color, markersize=5, elinewidth=0.8, capsize=2,
                     markerfacecolor=color if p.source == "measured" else "white", zorder=3)
     if style.wide_range(points):
         ax.set_xscale("log")
@@ -53,6 +54,8 @@ def _legend_handles(points: list[Point], colors: dict[str, str]) -> list[Any]:
     kinds = [Line2D([], [], color="0.35", marker=MARKERS[s], linestyle="-" if s == "measured" else "--",
                     markerfacecolor="0.35" if s == "measured" else "white", markersize=5,
                     label=f"{s}, front") for s in sources]
+    if any(p.details.precision == "int8" for p in points):
+        kinds.append(Line2D([], [], color="0.35", marker=INT8_MARKER, linestyle="none", markersize=5, label="int8"))
     return models + kinds
 
 

@@ -350,13 +350,33 @@ def _tflite(path, threads, device, exact, packages):
     target = interpreter.get_output_details()[0]
 
     def run(x):
-        interpreter.set_tensor(source["index"], x)
+        interpreter.set_tensor(source["index"], _quantized(x, source))
         interpreter.invoke()
-        return interpreter.get_tensor(target["index"]).copy()
+        return _dequantized(interpreter.get_tensor(target["index"]), target)
     shape = _shape(list(source["shape"]))
     name = "litert" if package == "ai_edge_litert" else "tflite-runtime"
     version = getattr(__import__(package), "__version__", "?")
     return Loaded(name, run, shape, version, "CPU", dtype=source["dtype"], layout=guess_layout(shape))
+
+
+def _quantized(x, detail):
+    """A float input for a full-integer file (int8 in and out, as the LiteRT quantizer writes it) in the
+    file's own scale and zero point; integer inputs (what timing feeds such a file) pass as they are."""
+    import numpy as np
+    dtype = np.dtype(detail["dtype"])
+    if not np.issubdtype(dtype, np.integer) or np.issubdtype(np.asarray(x).dtype, np.integer):
+        return x
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(dtype)
+
+
+def _dequantized(y, detail):
+    import numpy as np
+    if not np.issubdtype(y.dtype, np.integer):
+        return y.copy()
+    scale, zero = detail["quantization"]
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
 def openvino_config(threads, exact=True):

@@ -50,6 +50,14 @@ def float_table(name: str, values: np.ndarray) -> str:
     return table(name, "float", [float(v) for v in np.asarray(values, dtype=np.float32).ravel()], literal)
 
 
+def weight_table(name: str, values: np.ndarray, quantised: bool) -> str:
+    """Weights as exact float literals, or as ``int8_t`` when ``quantised`` (quantise.py's integers; a
+    kernel's ``const float v = q`` converts each exactly, once per weight, outside its pixel loop)."""
+    if not quantised:
+        return float_table(name, values)
+    return table(name, "int8_t", [int(v) for v in np.asarray(values).ravel()])
+
+
 def int_table(name: str, values: Sequence[int]) -> str:
     values = [int(v) for v in values]
     return table(name, index_type(values), values)

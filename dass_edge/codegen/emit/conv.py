@@ -11,7 +11,9 @@
   they skip.
 
 All three handle stride, dilation, groups (depthwise and grouped), zero padding, a clamp on the loads (a
-fused ReLU of the input), a residual (possibly in place) and a clamp on the stores.
+fused ReLU of the input), a residual (possibly in place) and a clamp on the stores, and int8 weights
+(quantise.py): the same loops over ``int8_t`` tables, the accumulators starting from 0 and scaled by their
+output channel's scale once, before the bias, the residual and the clamp.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dass_edge.codegen.emit.context import Context, LayerCode
-from dass_edge.codegen.emit.c import clamp, float_table, int_table, signature
+from dass_edge.codegen.emit.c import clamp, float_table, int_table, signature, weight_table
 from dass_edge.codegen.emit.staging import Epilogue, Staging, blocks, stage, window_loop
 from dass_edge.codegen.emit.window import Window
 from dass_edge.codegen.ir import Conv
@@ -88,8 +90,24 @@ class _Layer:
         _, h, w = self.node.inputs[0].shape
         return staging(self.node, form, self.strides[1:] == (w, 1))
 
+    @property
+    def quantised(self) -> bool:
+        return self.node.scale is not None
+
     def bias(self, channel: str) -> str:
         return f"{self.name}_b[{channel}]" if self.has_bias else "0.0f"
+
+    def scaled(self, acc: str, channel: str) -> str:
+        """An int8 layer's accumulator ``acc`` of output channel ``channel`` scaled, plus the bias."""
+        product = f"{acc} * {self.name}_s[{channel}]"
+        return f"{product} + {self.bias(channel)}" if self.has_bias else product
+
+    @property
+    def weight_type(self) -> str:
+        return "int8_t" if self.quantised else "float"
+
+    def weights(self, name: str, values: np.ndarray) -> str:
+        return weight_table(name, values, self.quantised)
 
     def residual(self, index: str) -> str:
         """The residual's element at output element ``index`` (in place: the output's own element)."""
@@ -98,7 +116,8 @@ class _Layer:
         return f"{'y' if self.in_place else 'r'}[{index}]"
 
     def tables(self) -> str:
-        return float_table(f"{self.name}_b", self.node.bias) if self.has_bias else ""
+        scales = float_table(f"{self.name}_s", self.node.scale) if self.quantised else ""
+        return (float_table(f"{self.name}_b", self.node.bias) if self.has_bias else "") + scales
 
     def function(self, body: str, workspace: bool) -> str:
         inputs = ["x"] if self.node.residual is None or self.in_place else ["x", "r"]
@@ -120,9 +139,12 @@ def emit(node: Conv, ctx: Context) -> LayerCode:
 
 def _blocks(layer: _Layer, staged: Staging, setup: str, accumulate: str) -> str:
     """Per output channel and block of output rows: init from the bias and residual, ``accumulate``, clamp,
-    store."""
+    store (int8: init from 0, ``accumulate``, scale, add the bias and residual, clamp, store)."""
     finish = "" if layer.node.out_clamp is None else clamp("ACC", layer.node.out_clamp)
-    epilogue = Epilogue(layer.bias("o"), layer.residual("INDEX"), finish)
+    if layer.quantised:
+        epilogue = Epilogue("0.0f", layer.residual("INDEX"), finish, scale=layer.scaled("ACC", "o"))
+    else:
+        epilogue = Epilogue(layer.bias("o"), layer.residual("INDEX"), finish)
     return blocks(staged, layer.node.weight.shape[0], setup, accumulate, epilogue)
 
 
@@ -144,7 +166,7 @@ def sparse(layer: _Layer) -> LayerCode:
                   f"                const float v = {name}_v[k];\n"
                   + window_loop(staged, f"{base} + {name}_off[k] + oy0 * {staged.cols}", f"ACC + v * {load('SRC')}")
                   + "            }\n")
-    tables = (layer.tables() + stage_tables + float_table(f"{name}_v", values) + int_table(f"{name}_start", starts)
+    tables = (layer.tables() + stage_tables + layer.weights(f"{name}_v", values) + int_table(f"{name}_start", starts)
               + int_table(f"{name}_off", offsets))
     body = staging_code + _blocks(layer, staged, "", accumulate)
     return layer.code(tables + layer.function(body, not staged.direct), not staged.direct)
@@ -163,12 +185,13 @@ def dense(layer: _Layer) -> LayerCode:
             taps.append(f"                {{ const float v = wi[{ky * kw + kx}];\n"
                         + window_loop(staged, f"p + {offset}", f"ACC + v * {load('SRC')}") + "                }\n")
     setup = (f"        const float *slots = {'x' if staged.direct else 'ws'} + (o / {out // node.groups}) * {group_in * per_slot};\n"
-             f"        const float *wo = {name}_w + o * {group_in * kh * kw};\n")
+             f"        const {layer.weight_type} *wo = {name}_w + o * {group_in * kh * kw};\n")
     accumulate = (f"            for (int i = 0; i < {group_in}; ++i) {{\n"
                   f"                const float *p = slots + i * {per_slot} + oy0 * {staged.cols};\n"
-                  f"                const float *wi = wo + i * {kh * kw};\n" + "".join(taps) + "            }\n")
+                  f"                const {layer.weight_type} *wi = wo + i * {kh * kw};\n"
+                  + "".join(taps) + "            }\n")
     stage_tables, staging_code = stage(staged, name, layer.ctx.inputs[0].place, node.in_clamp)
-    tables = layer.tables() + stage_tables + float_table(f"{name}_w", node.weight)
+    tables = layer.tables() + stage_tables + layer.weights(f"{name}_w", node.weight)
     body = staging_code + _blocks(layer, staged, setup, accumulate)
     return layer.code(tables + layer.function(body, not staged.direct), not staged.direct)
 
@@ -184,7 +207,7 @@ def rows(layer: _Layer) -> LayerCode:
     taps = [(ky, kx) for ky in range(node.kernel[0]) for kx in range(kw)]
     columns = [window.columns(kx) for _, kx in taps]
     values = nonzero_values(node, entries)
-    tables = (layer.tables() + float_table(f"{name}_v", values)
+    tables = (layer.tables() + layer.weights(f"{name}_v", values)
               + int_table(f"{name}_start", np.searchsorted(entries[:, 0], np.arange(node.weight.shape[0] + 1)))
               + int_table(f"{name}_in", entries[:, 1] * cs) + int_table(f"{name}_tap", entries[:, 2] * kw + entries[:, 3])
               + int_table(f"{name}_dy", [window.row_shift(ky) for ky, _ in taps])
@@ -193,11 +216,15 @@ def rows(layer: _Layer) -> LayerCode:
     index = f"o * {oh * ow} + oy * {ow} + ox"
     residual = f"acc[ox] += {layer.residual(index)};" if node.residual is not None else ""
     finish = f"acc[ox] = {clamp('acc[ox]', node.out_clamp)};" if node.out_clamp is not None else ""
+    if layer.quantised:  # start from 0; the scale, then the bias and residual, after the weights
+        init, rescale = "acc[ox] = 0.0f;", f"acc[ox] = {layer.scaled('acc[ox]', 'o')}; {residual} "
+    else:
+        init, rescale = f"acc[ox] = {layer.bias('o')}; {residual}", ""
     body = f"""\
     for (int o = 0; o < {node.weight.shape[0]}; ++o) {{
         for (int oy = 0; oy < {oh}; ++oy) {{
             float acc[{ow}];
-            for (int ox = 0; ox < {ow}; ++ox) {{ acc[ox] = {layer.bias("o")}; {residual} }}
+            for (int ox = 0; ox < {ow}; ++ox) {{ {init} }}
             for (int k = {name}_start[o]; k < {name}_start[o + 1]; ++k) {{
                 const int t = {name}_tap[k];
                 const int iy = oy * {sy} + {name}_dy[t];
@@ -208,7 +235,7 @@ def rows(layer: _Layer) -> LayerCode:
                 for (int ox = {name}_lo[t]; ox < {name}_hi[t]; ++ox)
                     acc[ox] += v * {clamp(f"row[ox * {sx * xs} + shift]", node.in_clamp)};
             }}
-            for (int ox = 0; ox < {ow}; ++ox) {{ {finish} }}
+            for (int ox = 0; ox < {ow}; ++ox) {{ {rescale}{finish} }}
             for (int ox = 0; ox < {ow}; ++ox) y[{index}] = acc[ox];
         }}
     }}

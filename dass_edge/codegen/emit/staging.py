@@ -140,12 +140,15 @@ class Epilogue:
     """How a block's accumulators start and end. ``init``: their start (the bias); ``add``: an expression
     of INDEX (an output element's index) added where an output element lies (a residual); ``finish``: an
     expression of ACC (an accumulator) applied to the whole block (a clamp); ``store``: the value stored from
-    ACC and POS (the element's position in the output plane), e.g. a division for averages."""
+    ACC and POS (the element's position in the output plane), e.g. a division for averages. ``scale``: an
+    expression of ACC applied once after the accumulation (an int8 conv's channel scale and its bias, so
+    that the inner loops do no extra multiply); with it, ``add`` comes after it, not before."""
 
     init: str
     add: str = ""
     finish: str = ""
     store: str = "ACC"
+    scale: str = ""
 
 
 def window_loop(staged: Staging, source: str, update: str) -> str:
@@ -180,9 +183,10 @@ def blocks(staged: Staging, channels: int, setup: str, accumulate: str, epilogue
                 f"                for (int ox = 0; ox < {ow}; ++ox) {text};\n")
 
     add = per_output(f"ACC += {epilogue.add}") if epilogue.add else ""
+    before, after = ("", each(f"ACC = {epilogue.scale}") + add) if epilogue.scale else (add, "")
     finish = each(f"ACC = {epilogue.finish}") if epilogue.finish else ""
     return (f"    for (int o = 0; o < {channels}; ++o) {{\n{setup}"
             f"        for (int oy0 = 0; oy0 < {oh}; oy0 += {rows}) {{\n"
             f"            float acc[{block}];\n"
-            f"{each(f'ACC = {epilogue.init}')}{add}{accumulate}{finish}{per_output(f'y[INDEX] = {epilogue.store}')}"
+            f"{each(f'ACC = {epilogue.init}')}{before}{accumulate}{after}{finish}{per_output(f'y[INDEX] = {epilogue.store}')}"
             f"        }}\n    }}\n")
