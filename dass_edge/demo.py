@@ -131,7 +131,7 @@ def _export(run: _Run, checkpoints: dict[str, Path], targets: dict[str, Any]
     and the export table of the first model (DASS): a row per file, refusals included."""
     from dass_edge.export.conversions import ConversionCache
     from dass_edge.export.pipeline import admit, export_checkpoint, export_folder
-    from dass_edge.export.table import Row, rows_of
+    from dass_edge.export.table import Row, refused, rows_of
 
     manifests: dict[str, dict[str, Any]] = {}
     table: list[Row] = []
@@ -151,7 +151,7 @@ def _export(run: _Run, checkpoints: dict[str, Path], targets: dict[str, Any]
                     manifests.setdefault(label, {})[folder] = manifest
                 if i == 0:
                     table += rows_of(manifest.to_dict()) if manifest is not None else [
-                        Row(target.name, target.format, precision, f"refused: {run.failures[-1]['error']}")]
+                        refused(target, precision, DassEdgeError(run.failures[-1]["error"]))]
     return manifests, table
 
 

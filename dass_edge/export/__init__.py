@@ -54,6 +54,12 @@ PRECISIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+def formats_at(target: Target) -> list[str]:
+    """The formats an export for ``target`` writes at its precision: the main one and the extra ones whose
+    exporter writes that precision."""
+    return [fmt for fmt in (target.format, *target.extra_formats) if target.precision in PRECISIONS[fmt]]
+
+
 def get_exporter(fmt: str, conversions: ConversionCache | None = None,
                  calibration: Calibration | None = None) -> Exporter:
     """The exporter of ``fmt``, followed by the check that its file holds only ops the target's runtime

@@ -29,7 +29,7 @@ from dass_edge import checkpoint as ckpt_io
 from dass_edge.atomic import sha256_file, swap_dir
 from dass_edge.checkpoint import Checkpoint
 from dass_edge.errors import DassEdgeError, InputError
-from dass_edge.export import PRECISIONS, Artifact, get_exporter
+from dass_edge.export import PRECISIONS, Artifact, formats_at, get_exporter
 from dass_edge.export.choice import Forms, candidates, choose, why_untimed
 from dass_edge.export.conversions import ConversionCache
 from dass_edge.export.quantize import Calibration, calibration_set, int8_weights
@@ -222,7 +222,7 @@ def _write_files(checkpoint: Checkpoint, forms: Forms, compact: bool, reference:
     calibration = None
     if target.precision == "int8" and data is not None:
         calibration = calibration_set(data.x_train, data.name)
-    formats = [fmt for fmt in (target.format, *target.extra_formats) if target.precision in PRECISIONS[fmt]]
+    formats = formats_at(target)
     left_out = {fmt: f"the {fmt} exporter writes {', '.join(PRECISIONS[fmt])}, not {target.precision}"
                 for fmt in target.extra_formats if fmt not in formats}
     results = [_export_format(forms, compact, reference, shape, target, fmt, out, work, checks, conversions,

@@ -61,11 +61,23 @@ def export_all(checkpoint: Path, out: Path, targets: list[Target], precision: st
                 manifest = export_checkpoint(checkpoint, target, out, compact=compact, allow_dead=allow_dead,
                                              precision=wanted, conversions=conversions, health=health).to_dict()
             except DassEdgeError as exc:
-                rows.append(Row(target.name, target.format, wanted, f"refused: {_one_line(exc)}",
-                                exit_code=exc.exit_code))
+                rows.append(refused(target, wanted, exc))
                 continue
             rows += rows_of(manifest)
     return time_rows(rows, targets) if timed else rows
+
+
+def refused(target: Target, precision: str, exc: DassEdgeError) -> Row:
+    """The row of an export that wrote nothing: its files are written together or not at all, so the row
+    names every format it would have written."""
+    from dass_edge.export import formats_at
+    from dass_edge.export.pipeline import at_precision
+
+    try:
+        formats = "+".join(formats_at(at_precision(target, precision)))
+    except DassEdgeError:  # a precision the target does not run
+        formats = target.format
+    return Row(target.name, formats, precision, f"refused: {_one_line(exc)}", exit_code=exc.exit_code)
 
 
 def rows_of(manifest: dict[str, Any]) -> list[Row]:
