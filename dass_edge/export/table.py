@@ -8,7 +8,7 @@ device is this machine, its batch-1 latency. The latencies of one table come fro
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,6 @@ def rows_of(manifest: dict[str, Any]) -> list[Row]:
 def time_rows(rows: list[Row], targets: list[Target]) -> list[Row]:
     """Batch-1 latency (median ms, one thread) of every row whose target runs on this machine, all timed in
     one interleaved run; other rows unchanged."""
-    from dataclasses import replace
-
     from dass_edge.export.choice import time_interleaved
 
     local = {t.name for t in targets if t.latency_source == "local" and t.runtime_device.upper() == "CPU"}
