@@ -148,6 +148,9 @@ def test_fp16_passes_on_predictions_where_fp32_logits_would_not(learned_checkpoi
     (check,) = manifest.checks
     assert check["rule"] == "predictions" and check["max_abs_diff"] > 1e-12 and check["passed"]
     assert check["top1_agreement"] >= 0.85
+    shown = CliRunner().invoke(app, ["export", str(path), "--target", "tight-fp16", "--out", str(tmp_path / "cli")])
+    assert shown.exit_code == 0, shown.output  # says what it passed on: its answers, not a logit bound it missed
+    assert "test accuracy" in shown.stdout and "agreement" in shown.stdout and "x output scale" not in shown.stdout
 
 
 def test_a_precision_the_target_does_not_name_is_refused(learned_checkpoint, tmp_path):

@@ -23,10 +23,22 @@ TargetName = Annotated[str, typer.Option("--target", "-t", help="A target name (
 def _print_manifest(manifest: dict[str, Any]) -> None:
     size = sum(manifest["size_bytes"].values())
     parity = ("DEAD: the output does not depend on the input, parity not checked" if manifest["dead"]
-              else f"max abs diff {manifest['max_abs_diff']:.2g} <= {manifest['atol']:g} x output scale ({_validation(manifest)})")
+              else f"{_judged_on(manifest)} ({_validation(manifest)})")
     Console().print(f"[bold]{manifest['target']}[/]: {', '.join(manifest['files'])} ({size / 1024:.1f} KiB, "
                     f"{manifest['format']} {manifest['precision']}, {manifest['input_layout']}), {parity} "
                     f"-> {manifest['path']}")
+
+
+def _judged_on(manifest: dict[str, Any]) -> str:
+    """What the files passed on: their logits (fp32), or their answers on the test split (fp16, int8), the
+    worst file's figures."""
+    checks = manifest["checks"]
+    if not any(c.get("rule") == "predictions" for c in checks):
+        return f"max abs diff {manifest['max_abs_diff']:.2g} <= {manifest['atol']:g} x output scale"
+    worst = min(checks, key=lambda c: c["test_accuracy"])
+    return (f"test accuracy {worst['test_accuracy']:.1%} (PyTorch {worst['pytorch_accuracy']:.1%}), agreement "
+            f"{manifest['top1_agreement']:.1%} on {worst['test_images']} test images, max logit diff "
+            f"{manifest['max_abs_diff']:.2g}")
 
 
 def _validation(manifest: dict[str, Any]) -> str:

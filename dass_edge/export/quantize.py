@@ -73,16 +73,18 @@ def onnx_qdq(source: Path, path: Path, calibration: Calibration, work: Path) -> 
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    name = require("onnx", "onnx").load(str(source), load_external_data=False).graph.input[0].name
+
     class Images(CalibrationDataReader):
         def __init__(self) -> None:
             self._left = iter(calibration.images)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             image = next(self._left, None)
-            return None if image is None else {"input": image[None]}
+            return None if image is None else {name: image[None]}
 
     prepared = work / "quant-prepared.onnx"
-    with native_output.to_log("onnxruntime-quantization"), _quiet_root_logger():
+    with native_output.to_log("onnxruntime-quantization"):  # its root-logger warnings too
         quant_pre_process(str(source), str(prepared))  # shape inference and BN folding, as ORT advises
         quantize_static(str(prepared), str(path), Images(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
@@ -93,7 +95,7 @@ def onnx_qdq(source: Path, path: Path, calibration: Calibration, work: Path) -> 
 def openvino_nncf(model: Any, calibration: Calibration) -> tuple[Any, dict[str, str]]:
     """NNCF post-training quantization of an ``openvino.Model``."""
     nncf = require("nncf", "openvino")
-    with native_output.to_log("nncf"), _quiet_root_logger():
+    with native_output.to_log("nncf"):
         from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
         ranges = nncf.AdvancedQuantizationParameters(
@@ -112,10 +114,11 @@ def tflite_full_integer(source: Path, calibration: Calibration) -> tuple[bytes, 
         from ai_edge_quantizer import calibrator, recipe, recipe_manager
         from ai_edge_quantizer.utils import qsv_utils
 
+        full_integer = recipe.static_wi8_ai8()
         quantizer = aeq.Quantizer(str(source))
-        quantizer.load_quantization_recipe(recipe.static_wi8_ai8())
-        recipes = recipe_manager.RecipeManager()
-        recipes.load_quantization_recipe(recipe.static_wi8_ai8())
+        quantizer.load_quantization_recipe(full_integer)
+        recipes = recipe_manager.RecipeManager()  # the calibrator's copy: the quantizer keeps its own private
+        recipes.load_quantization_recipe(full_integer)
         calibrate = calibrator.Calibrator(source.read_bytes(), qsv_update_func=qsv_utils.min_max_update)
         signature, inputs = _signature(source)
         calibrate.calibrate({signature: [{inputs[0]: image[None]} for image in calibration.images]}, recipes)
@@ -132,23 +135,6 @@ def _signature(source: Path) -> tuple[str, list[str]]:
         raise DassEdgeError(f"{source.name} has {len(signatures)} signatures; the quantizer needs one")
     ((key, value),) = signatures.items()
     return key, list(value["inputs"])
-
-
-class _quiet_root_logger:
-    """ONNX Runtime's quantizer and NNCF warn through the root logger (one line per BN weight it cannot
-    quantize per channel, say); the lines go to this module's debug log instead of the user's terminal."""
-
-    def __enter__(self) -> None:
-        root = logging.getLogger()
-        self._handlers, root.handlers = root.handlers, [_Forward()]
-
-    def __exit__(self, *exc: object) -> None:
-        logging.getLogger().handlers = self._handlers
-
-
-class _Forward(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        log.debug("%s: %s", record.name, record.getMessage())
 
 
 @dataclass(frozen=True)
